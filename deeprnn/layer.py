@@ -1,0 +1,210 @@
+"""One recurrent layer: a cell (or two, when bidirectional) run over time.
+
+The time loop is written once (`run_cell`); direction and lengths are handled by
+re-indexing the input, so every cell gets the same loop. Where torch has a fused kernel
+for the layer (no layer norm inside the recurrence, a tanh / relu RNN, LSTM or GRU) the
+layer runs on it instead (`_native_forward` returns None when it does not apply).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import _VF, Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from deeprnn.cells import State, make_cell
+
+
+def _where(mask: Tensor, new: State, old: State) -> State:
+    """Pick `new` where mask (B, 1) is true, else `old`, for h or (h, c)."""
+    if isinstance(new, tuple):
+        return tuple(torch.where(mask, n, o) for n, o in zip(new, old))
+    return torch.where(mask, new, old)
+
+
+def reverse_index(lengths: Tensor, time: int) -> Tensor:
+    """(B, T) index that reverses each row's first len_b steps and leaves padding in place."""
+    t = torch.arange(time, device=lengths.device).unsqueeze(0)  # (1, T)
+    n = lengths.unsqueeze(1)  # (B, 1)
+    return torch.where(t < n, n - 1 - t, t)
+
+
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse the valid part of each row of x (B, T, F); its own inverse."""
+    idx = reverse_index(lengths.to(x.device), x.shape[1])
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+def run_cell(
+    cell: nn.Module, x: Tensor, state: State, lengths: Tensor | None
+) -> tuple[Tensor, State]:
+    """The generic time loop: x (B, T, I) -> outputs (B, T, H), final state.
+
+    Rows stop updating their state after their last real step; their outputs there are 0.
+    """
+    mask = None
+    if lengths is not None:
+        steps = torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+        mask = steps.to(x.device).unsqueeze(-1)  # (B, T, 1)
+    outs = []
+    for t in range(x.shape[1]):
+        h, new = cell(x[:, t], state)
+        if mask is None:
+            state = new
+        else:
+            state = _where(mask[:, t], new, state)
+            h = torch.where(mask[:, t], h, torch.zeros_like(h))
+        outs.append(h)
+    return torch.stack(outs, dim=1), state
+
+
+_KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru}
+
+
+def _native_kernel(cell: nn.Module):
+    """The fused torch kernel that computes this cell's recurrence, or None."""
+    if cell.layer_norm:
+        return None
+    if cell.kind == "rnn":
+        return {"tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}.get(cell.nonlinearity)
+    return _KERNELS[cell.kind]
+
+
+class RecurrentLayer(nn.Module):
+    """One layer: `cell` forward in time and, when bidirectional, `cell_reverse` backward.
+
+    Call: `out, state = layer(x (B, T, I), state, lengths)`; out is (B, T, D*H) with the two
+    directions concatenated (forward first). State: h or (h, c), each (B, H) or, when
+    bidirectional, (2, B, H) (index 0 forward, 1 reverse), as in docs/semantics.md.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        layer_norm: bool = False,
+        bidirectional: bool = False,
+    ):
+        super().__init__()
+        self.bidirectional = bidirectional
+        self.hidden_size = hidden_size
+        self.native = True  # allow the fused kernel; False forces the generic loop
+        self.cell = make_cell(cell, input_size, hidden_size, nonlinearity, bias, layer_norm)
+        if bidirectional:
+            self.cell_reverse = make_cell(
+                cell, input_size, hidden_size, nonlinearity, bias, layer_norm
+            )
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+    @property
+    def cells(self) -> list[nn.Module]:
+        return [self.cell, self.cell_reverse] if self.bidirectional else [self.cell]
+
+    def explain(self) -> tuple[str, str]:
+        """(path, reason): which implementation runs this layer, and why."""
+        cell = self.cell
+        if not self.native and _native_kernel(cell) is not None:
+            return "loop", "fused kernel disabled by use_native(False)"
+        if _native_kernel(cell) is not None:
+            return "native", f"torch fused {cell.kind} kernel computes this layer exactly"
+        if cell.layer_norm:
+            return "loop", "layer norm inside the recurrence has no fused torch kernel"
+        return "loop", f"{cell.nonlinearity} RNN has no fused torch kernel"
+
+    def initial_state(self, batch: int, like: Tensor) -> State:
+        state = self.cell.initial_state(batch, like)
+        if not self.bidirectional:
+            return state
+        if isinstance(state, tuple):
+            return tuple(s.unsqueeze(0).repeat(2, 1, 1) for s in state)
+        return state.unsqueeze(0).repeat(2, 1, 1)
+
+    def forward(
+        self, x: Tensor, state: State | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, State]:
+        if state is None:
+            state = self.initial_state(x.shape[0], x)
+        result = _native_forward(self, x, state, lengths)
+        if result is not None:
+            return result
+        if not self.bidirectional:
+            return run_cell(self.cell, x, state, lengths)
+        fwd_state, bwd_state = _split_directions(state)
+        out_f, fwd_state = run_cell(self.cell, x, fwd_state, lengths)
+        full = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+        n = full if lengths is None else lengths
+        out_b, bwd_state = run_cell(self.cell_reverse, reverse_padded(x, n), bwd_state, lengths)
+        out = torch.cat([out_f, reverse_padded(out_b, n)], dim=-1)
+        return out, _join_directions(fwd_state, bwd_state)
+
+
+def _split_directions(state: State) -> tuple[State, State]:
+    if isinstance(state, tuple):
+        return tuple(s[0] for s in state), tuple(s[1] for s in state)
+    return state[0], state[1]
+
+
+def _join_directions(fwd: State, bwd: State) -> State:
+    if isinstance(fwd, tuple):
+        return tuple(torch.stack([f, b]) for f, b in zip(fwd, bwd))
+    return torch.stack([fwd, bwd])
+
+
+def _native_forward(
+    layer: RecurrentLayer, x: Tensor, state: State, lengths: Tensor | None
+) -> tuple[Tensor, State] | None:
+    """Run the layer on torch's fused kernel (oneDNN / cuDNN), or return None if it can't."""
+    kernel = _native_kernel(layer.cell)
+    if kernel is None or not layer.native:
+        return None
+    cells = layer.cells
+    weights = [p for c in cells for p in (c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)]
+    weights = [w for w in weights if w is not None]
+    lstm = isinstance(state, tuple)
+    # The kernel wants states as (directions, B, H).
+    hx = (
+        state
+        if layer.bidirectional
+        else (tuple(s.unsqueeze(0) for s in state) if lstm else state.unsqueeze(0))
+    )
+    bias = layer.cell.bias
+    bi = layer.bidirectional
+    if lengths is None or bool((lengths == x.shape[1]).all()):
+        result = kernel(x, hx, weights, bias, 1, 0.0, False, bi, True)
+        out, new = result[0], (result[1], result[2]) if lstm else result[1]
+    else:
+        # Packing rejects zero lengths: run such rows for one step, then undo it below.
+        packed = pack_padded_sequence(
+            x, lengths.clamp(min=1), batch_first=True, enforce_sorted=False
+        )
+        order = packed.sorted_indices
+        h_sorted = (
+            tuple(h.index_select(1, order) for h in hx) if lstm else hx.index_select(1, order)
+        )
+        result = kernel(packed.data, packed.batch_sizes, h_sorted, weights, bias, 1, 0.0, False, bi)
+        data = PackedSequence(result[0], packed.batch_sizes, order, packed.unsorted_indices)
+        out, _ = pad_packed_sequence(data, batch_first=True, total_length=x.shape[1])
+        undo = packed.unsorted_indices
+        new = (
+            (result[1].index_select(1, undo), result[2].index_select(1, undo))
+            if lstm
+            else result[1].index_select(1, undo)
+        )
+        empty = (lengths == 0).to(x.device)
+        if bool(empty.any()):
+            keep = empty.view(1, -1, 1)
+            new = (
+                tuple(torch.where(keep, o, n) for o, n in zip(hx, new))
+                if lstm
+                else torch.where(keep, hx, new)
+            )
+            out = torch.where(empty.view(-1, 1, 1), torch.zeros_like(out), out)
+    if not bi:
+        new = tuple(s.squeeze(0) for s in new) if lstm else new.squeeze(0)
+    return out, new
