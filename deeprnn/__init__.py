@@ -4,6 +4,7 @@ from deeprnn.cells import GRUCell, LSTMCell, RNNCell
 from deeprnn.config import RNNConfig
 from deeprnn.errors import DeepRNNError, InputError, InputTypeError
 from deeprnn.heads import Head
+from deeprnn.model import SequenceModel
 from deeprnn.parallel import Parallel
 from deeprnn.stack import DeepRNN
 
@@ -20,4 +21,5 @@ __all__ = [
     "Parallel",
     "RNNCell",
     "RNNConfig",
+    "SequenceModel",
 ]

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from deeprnn.errors import check_choice
+from deeprnn.errors import InputError, check_choice
 
 NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
 
@@ -32,7 +32,7 @@ class _Cell(nn.Module):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise InputError(f"{name} must be a positive int, got {value!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bool(bias)

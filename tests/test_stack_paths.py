@@ -43,11 +43,11 @@ def test_weights_copied_from_torch_give_same_results(torch_cls, cell, extra, bid
     ref = torch_cls(5, 7, num_layers=2, batch_first=True, bidirectional=bidirectional, **extra)
     net = DeepRNN(5, 7, num_layers=2, cell=cell, bidirectional=bidirectional, **extra)
     net.use_native(native)
-    for l, layer in enumerate(net.layers):
+    for k, layer in enumerate(net.layers):
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(layer.cell, name).data.copy_(getattr(ref, f"{name}_l{l}"))
+            getattr(layer.cell, name).data.copy_(getattr(ref, f"{name}_l{k}"))
             if bidirectional:
-                getattr(layer.cell_reverse, name).data.copy_(getattr(ref, f"{name}_l{l}_reverse"))
+                getattr(layer.cell_reverse, name).data.copy_(getattr(ref, f"{name}_l{k}_reverse"))
     ref, net = ref.double(), net.double()
     x = torch.randn(3, 6, 5, dtype=torch.float64, requires_grad=True)
     out_ref, h_ref = ref(x)
