@@ -112,3 +112,18 @@ def test_state_carried_across_calls_equals_one_call():
     first, state = net(x[:, :5])
     second, _ = net(x[:, 5:], state)
     torch.testing.assert_close(torch.cat([first, second], 1), full)
+
+
+def test_dropout_between_layers_only_in_training():
+    torch.manual_seed(5)
+    net = DeepRNN(3, 16, num_layers=2, dropout=0.5)
+    plain = DeepRNN(3, 16, num_layers=2)
+    plain.load_state_dict(net.state_dict())
+    x = torch.randn(4, 6, 3)
+    net.eval()
+    torch.testing.assert_close(net(x)[0], plain(x)[0])
+    net.train()
+    first_layer = net.layers[0](x)[0]
+    torch.testing.assert_close(first_layer, plain.layers[0](x)[0])  # no dropout on x itself
+    assert not torch.allclose(net(x)[0], plain(x)[0])
+    assert not torch.allclose(net(x)[0], net(x)[0])  # a fresh mask each call
