@@ -1,20 +1,23 @@
 """deeprnn: deep recurrent neural networks for sequence data."""
 
 from deeprnn.cells import GRUCell, LSTMCell, RNNCell
-from deeprnn.config import RNNConfig
+from deeprnn.config import RNNConfig, TrainConfig
 from deeprnn.errors import DeepRNNError, InputError, InputTypeError
 from deeprnn.heads import Head
 from deeprnn.model import SequenceModel
 from deeprnn.parallel import Parallel
 from deeprnn.stack import DeepRNN
+from deeprnn.train import CheckpointError, History, TensorBatches, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "DeepRNN",
     "DeepRNNError",
     "GRUCell",
     "Head",
+    "History",
     "InputError",
     "InputTypeError",
     "LSTMCell",
@@ -22,4 +25,9 @@ __all__ = [
     "RNNCell",
     "RNNConfig",
     "SequenceModel",
+    "TensorBatches",
+    "TrainConfig",
+    "evaluate",
+    "fit",
+    "predict",
 ]

@@ -27,7 +27,48 @@ class RNNConfig:
     between: str | None = None  # Linear + activation between layers: relu|tanh|sigmoid|linear
     outputs: str = "top"  # "top": last layer's sequence; "all": every layer's, concatenated
     bias: bool = True  # bias_ih / bias_hh in every cell
+    recurrent_dropout: float = 0.0  # on h_(t-1) inside W_hh h, one mask per sequence (training)
+    zoneout: float | tuple[float, float] = 0.0  # p of keeping h (and LSTM c): p or (p_h, p_c)
 
     @property
     def num_layers(self) -> int:
         return len(self.hidden_size)
+
+
+TASKS = ("classification", "binary", "regression", "tagging", "lm")
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+SCHEDULES = ("step", "cosine", "plateau")
+MONITOR_MODES = ("min", "max", "auto")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How `deeprnn.train.fit` trains; checkpoints store `dataclasses.asdict` of it."""
+
+    epochs: int = 10  # passes over the training data
+    seed: int = 0  # seeds python, numpy and torch when fit starts (not when it resumes)
+    optimizer: str = "adam"  # "sgd" | "rmsprop" | "adam" | "adamw"
+    lr: float = 1e-3  # peak learning rate
+    momentum: float = 0.0  # of "sgd" and "rmsprop"
+    weight_decay: float = 0.0  # the optimizer's own decay (decoupled for "adamw")
+    l1: float = 0.0  # adds l1 * sum |W| over weight matrices to the loss
+    l2: float = 0.0  # adds l2 * sum W^2 over weight matrices to the loss
+    class_weights: tuple[float, ...] | None = None  # loss weight per class; binary: (neg, pos)
+    clip_norm: float | None = None  # rescale the gradient to at most this global L2 norm
+    clip_value: float | None = None  # clamp every gradient element to [-clip_value, clip_value]
+    schedule: str | None = None  # None | "step" | "cosine" | "plateau", stepped once per epoch
+    step_size: int = 10  # "step": epochs between decays
+    gamma: float = 0.1  # "step" and "plateau": lr multiplier at each decay
+    min_lr: float = 0.0  # "cosine" and "plateau": the floor
+    plateau_patience: int = 2  # "plateau": decay once more epochs than this fail to improve
+    warmup_steps: int = 0  # optimizer step i < warmup_steps uses lr * (i + 1) / (warmup_steps + 1)
+    tbptt_k1: int | None = None  # truncated BPTT: one update every k1 steps; None: full BPTT
+    tbptt_k2: int | None = None  # truncated BPTT: gradients reach k2 >= k1 steps back; None: k1
+    stateful: bool = False  # carry each batch's final state into the next batch
+    monitor: str = "val_loss"  # metric for early stopping, best weights and "plateau"
+    mode: str = "auto"  # "min" | "max" | "auto" (max for accuracy, f1, precision, recall)
+    patience: int | None = None  # early stopping: epochs without improvement; None: off
+    min_delta: float = 0.0  # the least change of `monitor` that counts as an improvement
+    restore_best: bool = True  # with early stopping: fit ends with the best weights
+    checkpoint_every: int = 1  # epochs between checkpoints (when fit has a run_dir)
+    verbose: int = 1  # 0: silent; 1: a progress bar per epoch when stderr is a terminal

@@ -1,0 +1,112 @@
+"""One batch of training: full or truncated BPTT, the stateful carry, the optimizer update.
+
+Truncated BPTT (`tbptt_k1` = k1, `tbptt_k2` = k2 >= k1): a batch (B, T) is cut into chunks
+[0, k1), [k1, 2k1), ... (the last may be shorter). Every chunk is one optimizer update whose
+loss covers the chunk and whose gradient reaches k2 - k1 steps further back, to a detached
+state: no gradient flows past it. The state at the end of one chunk starts the next, so the
+whole batch is trained statefully. Without tbptt_k1 the batch is one chunk (full BPTT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from deeprnn.config import TrainConfig
+from deeprnn.errors import InputError
+from deeprnn.train.losses import task_loss, weight_penalty, window_lengths
+from deeprnn.train.optim import Schedule
+
+
+def map_state(fn: Callable[[Tensor], Tensor], state):
+    """Apply fn to every tensor of a (nested) state."""
+    if isinstance(state, Tensor):
+        return fn(state)
+    if isinstance(state, (list, tuple)):
+        return type(state)(map_state(fn, s) for s in state)
+    return state
+
+
+def carry_state(state, reset: Tensor | None, batch: int):
+    """The carried state for the next batch: None (start from zero) if its batch size differs."""
+    first = [None]
+    map_state(lambda t: first.__setitem__(0, first[0] if first[0] is not None else t), state)
+    if first[0] is None or first[0].shape[-2] != batch:
+        return None
+    if reset is None:
+        return state
+    keep = (~reset.bool()).view(-1, 1)
+    return map_state(lambda t: t * keep.to(t.dtype), state)
+
+
+def windows(time_steps: int, k1: int | None, k2: int | None) -> list[tuple[int, int, int]]:
+    """(gradient start, loss start, end) of every update of a batch of `time_steps` steps."""
+    if k1 is None:
+        return [(0, 0, time_steps)]
+    back = 0 if k2 is None else k2 - k1
+    ends = list(range(k1, time_steps, k1)) + [time_steps]
+    return [(max(0, (e - 1) // k1 * k1 - back), (e - 1) // k1 * k1, e) for e in ends]
+
+
+def update(
+    model: nn.Module,
+    loss: Tensor,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    config: TrainConfig,
+) -> float:
+    """One optimizer step: backward (with penalties), clip, step; the grad norm before clipping."""
+    penalty = weight_penalty(model, config.l1, config.l2)
+    optimizer.zero_grad(set_to_none=True)
+    (loss if penalty is None else loss + penalty).backward()
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = float(torch.nn.utils.get_total_norm([p.grad for p in params])) if params else 0.0
+    if config.clip_value is not None:
+        torch.nn.utils.clip_grad_value_(params, config.clip_value)
+    if config.clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, config.clip_norm)
+    optimizer.step()
+    schedule.after_step()
+    return norm
+
+
+def train_batch(
+    model: nn.Module,
+    x: Tensor,
+    lengths: Tensor | None,
+    y: Tensor,
+    h0,
+    task: str,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+) -> Iterator[tuple[float, float, float | None, float, list]]:
+    """Train on one batch; yield (loss, weight, grad_norm, lr, state) per chunk.
+
+    grad_norm is None for a chunk without counted targets (no update); state is the
+    detached state at the chunk's end.
+    """
+    k1 = config.tbptt_k1
+    boundary = {0: h0}  # detached states at the cuts, by time step
+    for start, loss_start, end in windows(x.shape[1], k1, config.tbptt_k2):
+        cut = start if k1 is None else start // k1 * k1
+        h = boundary[cut]
+        if start > cut:  # k2 > k1: roll the state forward, without gradient, to `start`
+            with torch.no_grad():
+                _, h = model(x[:, cut:start], h, window_lengths(lengths, cut, start))
+        logits, state = model(x[:, start:end], h, window_lengths(lengths, start, end))
+        target = y
+        if logits.dim() == 3:
+            logits, target = logits[:, loss_start - start :], y[:, loss_start:end]
+        elif k1 is not None:
+            raise InputError("truncated BPTT needs per-step outputs: a head with pooling='every'")
+        loss, weight = task_loss(
+            task, logits, target, window_lengths(lengths, loss_start, end), config.class_weights
+        )
+        boundary[end] = map_state(Tensor.detach, state)
+        lr, norm = schedule.lr, None
+        if weight > 0:
+            norm = update(model, loss, optimizer, schedule, config)
+        yield float(loss.detach()), weight, norm, lr, boundary[end]

@@ -1,0 +1,251 @@
+"""fit / evaluate / predict: the training loop, top to bottom.
+
+Data: any re-iterable object yielding batches `(x, lengths, y)` (or `(x, lengths, y, reset)`)
+of torch tensors; lengths may be None; targets follow `deeprnn.train.losses` (per-step
+targets count where t < lengths[b] and y != -100). `reset` (B,) bool marks the rows whose
+carried state starts again from zero (only meaningful with `stateful=True`).
+
+Full and truncated BPTT: see `deeprnn.train.bptt`. With `stateful=True` the final state of
+a batch starts the next batch when its batch size is the same (else the state restarts
+from zero), and at evaluation too; rows with reset=True start from zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from deeprnn.config import MONITOR_MODES, OPTIMIZERS, SCHEDULES, TASKS, TrainConfig
+from deeprnn.errors import InputError, InputTypeError, check_choice
+from deeprnn.train.bptt import carry_state, train_batch
+from deeprnn.train.callbacks import Callback, History, Monitor, run_callbacks
+from deeprnn.train.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from deeprnn.train.metrics import Accumulator
+from deeprnn.train.optim import Schedule, make_optimizer
+from deeprnn.train.progress import Progress
+
+DEFAULT_CONFIG = TrainConfig()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch, so a CPU run repeats exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def check_config(config: TrainConfig, task: str) -> None:
+    """Raise InputError for a TrainConfig or task that fit cannot run."""
+    if not isinstance(config, TrainConfig):
+        raise InputTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    c = config
+    check_choice("task", task, TASKS)
+    check_choice("optimizer", c.optimizer, OPTIMIZERS)
+    check_choice("mode", c.mode, MONITOR_MODES)
+    if c.schedule is not None:
+        check_choice("schedule", c.schedule, SCHEDULES)
+    rules = [
+        ("epochs", c.epochs, c.epochs >= 0), ("lr", c.lr, c.lr > 0),
+        ("l1", c.l1, c.l1 >= 0), ("l2", c.l2, c.l2 >= 0),
+        ("warmup_steps", c.warmup_steps, c.warmup_steps >= 0),
+        ("step_size", c.step_size, c.step_size >= 1), ("gamma", c.gamma, 0 < c.gamma <= 1),
+        ("checkpoint_every", c.checkpoint_every, c.checkpoint_every >= 1),
+        ("clip_norm", c.clip_norm, c.clip_norm is None or c.clip_norm > 0),
+        ("clip_value", c.clip_value, c.clip_value is None or c.clip_value > 0),
+        ("patience", c.patience, c.patience is None or c.patience >= 1),
+        ("tbptt_k1", c.tbptt_k1, c.tbptt_k1 is None or c.tbptt_k1 >= 1),
+        ("tbptt_k2", c.tbptt_k2, c.tbptt_k2 is None or (c.tbptt_k1 or 0) <= c.tbptt_k2),
+    ]  # fmt: skip
+    for name, value, ok in rules:
+        if not ok:
+            raise InputError(f"TrainConfig.{name} = {value!r} is out of range")
+    if c.tbptt_k2 is not None and c.tbptt_k1 is None:
+        raise InputError("TrainConfig.tbptt_k2 needs tbptt_k1 (the update interval)")
+
+
+def _unpack(batch, device: torch.device):
+    """(x, lengths, y, reset) on `device` from a batch tuple or a bare x."""
+    parts = list(batch) if isinstance(batch, (tuple, list)) else [batch]
+    if not 1 <= len(parts) <= 4:
+        raise InputError(f"a batch must be (x, lengths, y[, reset]), got {len(parts)} parts")
+    parts += [None] * (4 - len(parts))
+    return [p.to(device) if isinstance(p, Tensor) else p for p in parts]
+
+
+def _train_epoch(model, data, task, config, optimizer, schedule, callbacks, epoch, step, bar):
+    """One pass over the training data; returns (row of metrics, step, stop requested)."""
+    model.train()
+    device = next(model.parameters()).device
+    loss_sum = weight_sum = 0.0
+    norms, lr, carried, stop, index = [], schedule.lr, None, False, -1
+    for index, batch in enumerate(data):
+        x, lengths, y, reset = _unpack(batch, device)
+        if y is None:
+            raise InputError("training batches need targets: (x, lengths, y)")
+        h0 = carry_state(carried, reset, x.shape[0]) if config.stateful else None
+        chunks = train_batch(model, x, lengths, y, h0, task, config, optimizer, schedule)
+        for loss, weight, norm, lr_used, state in chunks:
+            carried = state
+            if norm is None:
+                continue
+            loss_sum, weight_sum, lr = loss_sum + loss * weight, weight_sum + weight, lr_used
+            norms.append(norm)
+            step += 1
+            info = {"epoch": epoch, "step": step, "batch": index, "loss": loss,
+                    "grad_norm": norm, "lr": lr_used, "samples": x.shape[0], "model": model,
+                    "optimizer": optimizer}  # fmt: skip
+            stop = run_callbacks(callbacks, "batch_end", info) or stop
+        bar.update(x.shape[0], loss_sum / weight_sum if weight_sum else float("nan"))
+        if stop:
+            break
+    if index < 0:
+        raise InputError(
+            f"epoch {epoch}: the training data yielded no batches; pass a re-iterable object "
+            "(a list of batches, TensorBatches), not a one-shot generator"
+        )
+    row = {"epoch": epoch, "train_loss": loss_sum / weight_sum if weight_sum else float("nan"),
+           "lr": lr, "grad_norm": float(np.mean(norms)) if norms else float("nan")}  # fmt: skip
+    return row, step, stop
+
+
+def fit(
+    model: nn.Module,
+    train: Iterable,
+    val: Iterable | None = None,
+    config: TrainConfig = DEFAULT_CONFIG,
+    task: str = "classification",
+    callbacks: Iterable[Callback] = (),
+    run_dir=None,
+    resume: bool = False,
+) -> History:
+    """Train `model` on `train` for `config.epochs` epochs; return the History.
+
+    With `run_dir`, a checkpoint is written every `checkpoint_every` epochs (and at the
+    end); `resume=True` continues from its latest checkpoint (or starts afresh when there is
+    none) and reaches the same weights and history as an uninterrupted run.
+    """
+    check_config(config, task)
+    callbacks = list(callbacks)
+    if resume and run_dir is None:
+        raise InputError("resume=True needs the run_dir that holds the checkpoints")
+    watch = config.patience is not None or config.schedule == "plateau"
+    if watch and val is None and config.monitor.startswith("val_"):
+        raise InputError(
+            f"monitor={config.monitor!r} needs validation data (val=...), or monitor='train_loss'"
+        )
+    optimizer = make_optimizer(model, config)
+    schedule = Schedule(optimizer, config)
+    history = History()
+    monitor = Monitor(config.monitor, config.mode, config.min_delta, config.patience)
+    keep_best = config.patience is not None and config.restore_best
+    best_weights, epoch, step = None, 0, 0
+    if resume and latest_checkpoint(run_dir) is not None:
+        saved = load_checkpoint(run_dir, model, optimizer, schedule, restore_rng=True)
+        trainer = saved["trainer"]
+        if trainer.get("task") != task:
+            raise CheckpointError(
+                f"{saved['path']}: a checkpoint of task {trainer.get('task')!r}, not {task!r}"
+            )
+        history = History.from_dict(trainer["history"])
+        monitor.load_state_dict(trainer["monitor"])
+        epoch, step, best_weights = trainer["epoch"], trainer["step"], saved["best_weights"]
+    else:
+        seed_everything(config.seed)
+
+    while epoch < config.epochs and not monitor.stopped:
+        if hasattr(train, "set_epoch"):
+            train.set_epoch(epoch)  # shuffling depends on the epoch, not on past iterations
+        start = time.perf_counter()
+        total = len(train) if hasattr(train, "__len__") else None
+        bar = Progress(epoch + 1, config.epochs, total, config.verbose)
+        row, step, stop = _train_epoch(
+            model, train, task, config, optimizer, schedule, callbacks, epoch + 1, step, bar
+        )
+        if val is not None:
+            row.update({f"val_{k}": v for k, v in evaluate(model, val, task, config).items()})
+        row["seconds"] = time.perf_counter() - start
+        history.append(row)
+        if watch and config.monitor not in row:
+            raise InputError(f"monitor {config.monitor!r} is not among the metrics {list(row)}")
+        if monitor.update(row) and keep_best:
+            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        schedule.after_epoch(row.get(config.monitor))
+        bar.finish(row, config.monitor)
+        epoch += 1
+        last = epoch == config.epochs or monitor.stopped or stop
+        if run_dir is not None and (epoch % config.checkpoint_every == 0 or last):
+            trainer = {"task": task, "epoch": epoch, "step": step,
+                       "history": history.to_dict(), "monitor": monitor.state_dict(),
+                       "config": dataclasses.asdict(config)}  # fmt: skip
+            save_checkpoint(run_dir, model, trainer, optimizer, schedule, best_weights)
+        state = {"epoch": epoch, "step": step, "metrics": row, "history": history,
+                 "model": model, "optimizer": optimizer}  # fmt: skip
+        if run_callbacks(callbacks, "epoch_end", state) or stop:
+            break
+
+    if keep_best and best_weights is not None:
+        model.load_state_dict(best_weights)
+    final = {"epoch": epoch, "step": step, "history": history, "model": model}
+    run_callbacks(callbacks, "fit_end", final)
+    return history
+
+
+def _outputs(model: nn.Module, data: Iterable, stateful: bool = False):
+    """Yield (logits, lengths, y) per batch, in eval mode and without gradients."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    state = None
+    try:
+        with torch.no_grad():
+            for batch in data:
+                x, lengths, y, reset = _unpack(batch, device)
+                h0 = carry_state(state, reset, x.shape[0]) if stateful else None
+                logits, state = model(x, h0, lengths)
+                yield logits, lengths, y
+    finally:
+        model.train(was_training)
+
+
+def evaluate(
+    model: nn.Module,
+    data: Iterable,
+    task: str = "classification",
+    config: TrainConfig = DEFAULT_CONFIG,
+) -> dict[str, float]:
+    """The loss and the task's metrics over `data` (see deeprnn.train.metrics)."""
+    check_choice("task", task, TASKS)
+    acc = Accumulator(task, config.class_weights)
+    for logits, lengths, y in _outputs(model, data, config.stateful):
+        if y is None:
+            raise InputError("evaluate needs batches with targets: (x, lengths, y)")
+        acc.add(logits, y, lengths)
+    return acc.result()
+
+
+def predict(model: nn.Module, data: Iterable, activate: bool = True) -> np.ndarray:
+    """Outputs for every row of `data`, batches concatenated: (N, K) or (N, T, K).
+
+    `activate` applies the head's activation (probabilities for softmax / sigmoid heads).
+    Per-step outputs of batches with different T are right-padded with zeros to the longest.
+    """
+    outs = []
+    for logits, _, _ in _outputs(model, data):
+        outs.append((model.activate(logits) if activate else logits).cpu().numpy())
+    if not outs:
+        return np.zeros((0,), dtype=np.float32)
+    if outs[0].ndim == 3:
+        t = max(o.shape[1] for o in outs)
+        outs = [np.pad(o, ((0, 0), (0, t - o.shape[1]), (0, 0))) for o in outs]
+    return np.concatenate(outs)
