@@ -99,3 +99,30 @@ def confusion_matrix(
                 color="white" if v > threshold else "black")  # fmt: skip
     ax.set(xlabel="predicted", ylabel="true", title=title)
     return _save(fig, path)
+
+
+def gradient_flow(flow, path: str | Path, title: str = "Gradient flow ||dL/dh_t||") -> Path:
+    """A layer x time heat map of log10 ||dL/dh_t|| (left) and one curve per row (right).
+
+    `flow` is a `deeprnn.diagnostics.GradientFlow`; rows are its (layer, direction) rows,
+    time runs left to right. Zero norms (steps no gradient reaches) are left blank.
+    """
+    norms = np.asarray(flow.norms, dtype=float)
+    logs = np.full(norms.shape, np.nan)
+    np.log10(norms, out=logs, where=norms > 0)
+    rows, time = norms.shape
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(12, max(3.5, 0.45 * rows + 2)), gridspec_kw={"width_ratios": [3, 2]}
+    )
+    image = left.imshow(np.ma.masked_invalid(logs), aspect="auto", cmap="viridis",
+                        interpolation="nearest")  # fmt: skip
+    left.set_yticks(np.arange(rows), list(flow.row_labels))
+    left.set(xlabel="time step t", title=title)
+    fig.colorbar(image, ax=left, label="log10 ||dL/dh_t||")
+    for k, label in enumerate(flow.row_labels):
+        right.plot(np.arange(time), np.where(norms[k] > 0, norms[k], np.nan), label=label)
+    if np.any(norms > 0):
+        right.set_yscale("log")
+    right.set(xlabel="time step t", ylabel="||dL/dh_t||", title="Per row")
+    right.legend(fontsize="small")
+    return _save(fig, path)
