@@ -23,7 +23,8 @@ from deeprnn.reference import (
 )
 
 EPS, RTOL, ATOL = 1e-6, 1e-5, 1e-7
-B, T = 3, 4
+POOLINGS = ["last", "mean", "attention", "every"]
+B, T = 3, 3
 
 
 def assert_gradients(loss, variables: dict, analytic: dict) -> None:
@@ -52,8 +53,8 @@ def assert_gradients(loss, variables: dict, analytic: dict) -> None:
 
 def make_config(**overrides) -> dict:
     config = dict(
-        input_size=3,
-        hidden_size=[3, 3],
+        input_size=2,
+        hidden_size=[2, 2],
         cell=["lstm", "lstm"],
         nonlinearity="tanh",
         wiring="stack",
@@ -114,7 +115,13 @@ def check_stack(config: dict, lengths=None, initial_state=True, seed=0) -> None:
 
 CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("rnn", "sigmoid"), ("lstm", "tanh"), ("gru", "tanh")]
 CASES = {
-    f"{kind}-{nl}-ln{ln}": (make_config(cell=[kind, kind], nonlinearity=nl, layer_norm=ln), None)
+    # rnn layer norm over 2 units would be nearly constant (v_hat = +-1): give rnn 3 units
+    f"{kind}-{nl}-ln{ln}": (
+        make_config(
+            cell=[kind] * 2, hidden_size=[3 - (kind != "rnn")] * 2, nonlinearity=nl, layer_norm=ln
+        ),
+        None,
+    )
     for kind, nl in CELLS
     for ln in (False, True)
 }
@@ -122,17 +129,23 @@ CASES |= {
     "single-layer": (make_config(hidden_size=[4], cell=["gru"]), None),
     "skip": (make_config(wiring="skip", cell=["gru", "lstm"]), None),
     "residual": (make_config(residual=True, cell=["rnn", "gru"]), None),
-    "residual-layer0-width-differs": (make_config(input_size=2, residual=True), None),
+    "residual-layer0-width-differs": (make_config(input_size=3, residual=True), None),
     "outputs-all": (make_config(outputs="all", cell=["lstm", "gru"], hidden_size=[2, 3]), None),
     "no-bias-ln": (make_config(bias=False, layer_norm=True, cell=["lstm", "gru"]), None),
-    "bidirectional-lstm-ln": (make_config(bidirectional=True, layer_norm=True), None),
+    "bidirectional-lstm-ln": (
+        make_config(hidden_size=[2], cell=["lstm"], bidirectional=True, layer_norm=True),
+        None,
+    ),
     "bidirectional-gru": (make_config(bidirectional=True, cell=["gru", "gru"]), None),
     "bidirectional-rnn": (make_config(bidirectional=True, cell=["rnn", "rnn"]), None),
-    "lengths-lstm": (make_config(), [4, 2, 0]),
-    "lengths-rnn-relu-ln": (make_config(cell=["rnn"] * 2, nonlinearity="relu"), [1, 0, 3]),
+    "lengths-lstm": (make_config(), [3, 1, 0]),
+    "lengths-rnn-relu-ln": (
+        make_config(cell=["rnn"] * 2, nonlinearity="relu", layer_norm=True, hidden_size=[3, 3]),
+        [1, 0, 3],
+    ),
     "lengths-bidirectional-gru-ln": (
-        make_config(bidirectional=True, cell=["gru", "gru"], layer_norm=True),
-        [2, 0, 4],
+        make_config(hidden_size=[2], cell=["gru"], bidirectional=True, layer_norm=True),
+        [2, 0, 3],
     ),
     "lengths-everything": (
         make_config(
@@ -140,17 +153,17 @@ CASES |= {
             hidden_size=[2, 2],
             wiring="skip",
             residual=True,
+            cell=["lstm", "gru"],
             between="relu",
             outputs="all",
             bidirectional=True,
-            layer_norm=True,
         ),
         [3, 0, 1],
     ),
     "mixed-cells-and-sizes": (
         make_config(
             input_size=2,
-            hidden_size=[3, 2, 4],
+            hidden_size=[2, 1, 3],
             cell=["lstm", "gru", "rnn"],
             nonlinearity="relu",
             wiring="skip",
@@ -158,11 +171,11 @@ CASES |= {
             outputs="all",
             bidirectional=True,
         ),
-        [4, 1, 0],
+        [3, 1, 0],
     ),
 }
 CASES |= {
-    f"between-{act}": (make_config(between=act, cell=["gru", "lstm"], hidden_size=[3, 2]), None)
+    f"between-{act}": (make_config(between=act, cell=["gru", "lstm"], hidden_size=[2, 3]), None)
     for act in ("relu", "tanh", "sigmoid", "linear")
 }
 
@@ -174,7 +187,7 @@ def test_stack_gradients(case):
 
 
 def test_stack_gradients_without_initial_state():
-    check_stack(make_config(cell=["gru", "lstm"], bidirectional=True), [4, 0, 2], False)
+    check_stack(make_config(cell=["gru", "lstm"], bidirectional=True), [3, 0, 2], False)
 
 
 # --- heads and losses ------------------------------------------------------------------
@@ -190,8 +203,8 @@ def make_head_params(rng, features=3, out=2, attention=3) -> dict:
     }
 
 
-@pytest.mark.parametrize("lengths", [None, [4, 2, 0]], ids=["full", "lengths"])
-@pytest.mark.parametrize("pooling", ["last", "mean", "attention", "every"])
+@pytest.mark.parametrize("lengths", [None, [3, 1, 0]], ids=["full", "lengths"])
+@pytest.mark.parametrize("pooling", POOLINGS)
 def test_head_gradients(pooling, lengths):
     rng = np.random.default_rng(1)
     params = make_head_params(rng)
@@ -215,7 +228,7 @@ def _loss_case(kind: str, per_step: bool, rng):
     target = rng.integers(0, 3, size=shape[:-1]) if kind == "ce" else rng.random(size=shape)
     if kind == "mse":
         target = rng.normal(size=shape)
-    mask = length_mask([4, 1, 0], B, T) if per_step else None
+    mask = length_mask([3, 1, 0], B, T) if per_step else None
     return logits, target, mask
 
 
@@ -267,8 +280,8 @@ def test_lstm_lengths_zero_padding_and_final_state():
     rng = np.random.default_rng(3)
     config = make_config(hidden_size=[3], cell=["lstm"])
     params = make_params(config, rng)
-    x = rng.normal(size=(B, T, 3))
-    lengths = [4, 2, 0]
+    x = rng.normal(size=(B, T, 2))
+    lengths = [3, 2, 0]
     state = [(rng.normal(size=(B, 3)), rng.normal(size=(B, 3)))]
     out, ((h, c),), _ = forward(params, config, x, lengths, state)
     assert np.all(out[1, 2:] == 0.0) and np.all(out[2] == 0.0)
@@ -278,7 +291,7 @@ def test_lstm_lengths_zero_padding_and_final_state():
     _, ((h1, c1),), _ = forward(params, config, x[1:2, :2], None, sub_state)
     np.testing.assert_allclose(h[1:2], h1, rtol=1e-14)
     np.testing.assert_allclose(c[1:2], c1, rtol=1e-14)
-    np.testing.assert_array_equal(h[:2], out[[0, 1], [3, 1]])
+    np.testing.assert_array_equal(h[:2], out[[0, 1], [2, 1]])
     # the zero-length row keeps its initial state
     np.testing.assert_array_equal(h[2], state[0][0][2])
     np.testing.assert_array_equal(c[2], state[0][1][2])
@@ -287,9 +300,10 @@ def test_lstm_lengths_zero_padding_and_final_state():
 def test_bidirectional_final_state_is_last_real_step_of_each_direction():
     rng = np.random.default_rng(4)
     config = make_config(hidden_size=[2], cell=["gru"], bidirectional=True)
-    out, (h,), _ = forward(make_params(config, rng), config, rng.normal(size=(B, T, 3)), [4, 2, 1])
+    x = rng.normal(size=(B, T, 2))
+    out, (h,), _ = forward(make_params(config, rng), config, x, [3, 2, 1])
     assert h.shape == (2, B, 2)
-    np.testing.assert_array_equal(h[0], out[[0, 1, 2], [3, 1, 0], :2])
+    np.testing.assert_array_equal(h[0], out[[0, 1, 2], [2, 1, 0], :2])
     np.testing.assert_array_equal(h[1], out[:, 0, 2:])
 
 
@@ -297,31 +311,32 @@ def test_residual_with_zero_weights_passes_the_input_through():
     config = make_config(input_size=2, hidden_size=[2, 2], cell=["rnn", "gru"], residual=True)
     params = {k: np.zeros(s) for k, s in param_shapes(config).items()}
     x = np.random.default_rng(5).normal(size=(B, T, 2))
-    out, _, _ = forward(params, config, x, [4, 3, 0])
+    out, _, _ = forward(params, config, x, [3, 2, 0])
     # tanh(0) = 0 and the GRU with zero weights keeps h = 0, so o = x on the real steps
-    np.testing.assert_array_equal(out, x * length_mask([4, 3, 0], B, T)[..., None])
+    np.testing.assert_array_equal(out, x * length_mask([3, 2, 0], B, T)[..., None])
 
 
 def test_params_are_checked_by_name_and_shape():
     config = make_config(hidden_size=[2], cell=["rnn"])
     params = make_params(config, np.random.default_rng(6))
-    x = np.zeros((1, 2, 3))
+    x = np.zeros((1, 2, 2))
     with pytest.raises(ValueError, match="missing"):
         forward({k: v for k, v in params.items() if "bias_hh" not in k}, config, x)
     with pytest.raises(ValueError, match="shape"):
         forward(params | {"layers.0.cell.weight_hh": np.zeros((2, 3))}, config, x)
     bidirectional = param_shapes(make_config(bidirectional=True, layer_norm=True, between="relu"))
-    assert bidirectional["layers.1.cell_reverse.ln_c.bias"] == (3,)
-    assert bidirectional["layers.1.cell.weight_ih"] == (12, 6)
-    assert bidirectional["between.0.weight"] == (6, 6)
+    assert bidirectional["layers.1.cell_reverse.ln_c.bias"] == (2,)
+    assert bidirectional["layers.1.cell.weight_ih"] == (8, 4)
+    assert bidirectional["between.0.weight"] == (4, 4)
+    assert len(bidirectional) == 2 * 2 * 10 + 2
 
 
 def test_head_pooling_by_hand():
     o = np.arange(B * T * 2, dtype=float).reshape(B, T, 2)
     params = {"linear.weight": np.eye(2), "linear.bias": np.zeros(2)}
-    lengths = [4, 2, 0]
+    lengths = [3, 2, 0]
     last, _ = head_forward(params, {"pooling": "last"}, o, lengths)
-    np.testing.assert_array_equal(last, [o[0, 3], o[1, 1], [0, 0]])
+    np.testing.assert_array_equal(last, [o[0, 2], o[1, 1], [0, 0]])
     mean, _ = head_forward(params, {"pooling": "mean"}, o, lengths)
     np.testing.assert_array_equal(mean, [o[0].mean(0), o[1, :2].mean(0), [0, 0]])
     # with a zero score every valid step gets the same weight: attention = mean
@@ -332,6 +347,34 @@ def test_head_pooling_by_hand():
     }
     pooled, _ = head_forward(attention, {"pooling": "attention"}, o, lengths)
     np.testing.assert_allclose(pooled, mean, rtol=1e-14)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_heads_ignore_padded_steps(pooling):
+    rng = np.random.default_rng(7)
+    params = make_head_params(rng, features=2)
+    # scores: about -3000 < e_t <= 0 on the real steps, 3000 on the garbage past the end, which
+    # would swamp a softmax over all steps (exp underflows to 0 on every real step)
+    params |= {"attention.weight": np.ones((3, 2)), "attention.bias": np.zeros(3)}
+    params["score.weight"] = np.full((1, 3), 1e3)
+    o = -np.abs(rng.normal(size=(B, T, 2)))
+    garbage = o.copy()
+    garbage[1, 1:] = 1e3
+    config = {"pooling": pooling, "activation": "softmax"}
+    expected, _ = head_forward(params, config, o, [3, 1, 0])
+    got, _ = head_forward(params, config, garbage, [3, 1, 0])
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
+
+
+def test_relu_derivative_at_zero_is_zero():
+    config = make_config(hidden_size=[2], cell=["rnn"], nonlinearity="relu", between=None)
+    params = {k: np.zeros(s) for k, s in param_shapes(config).items()}
+    x = np.ones((B, T, 2))
+    out, final, cache = forward(params, config, x)  # every pre-activation is exactly 0
+    grads, dx, (dh0,) = backward(cache, np.ones_like(out), [np.ones_like(final[0])])
+    assert np.all(out == 0.0)
+    assert all(np.all(g == 0.0) for g in grads.values())
+    assert np.all(dx == 0.0) and np.all(dh0 == 0.0)
 
 
 def test_losses_and_activations_by_hand():

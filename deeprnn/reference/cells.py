@@ -31,9 +31,8 @@ Params = dict[str, Array]
 
 
 def sigmoid(a: Array) -> Array:
-    """s(a) = 1 / (1 + exp(-a)), written so that no exp overflows."""
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """s(a) = 1 / (1 + exp(-a)) = (1 + tanh(a / 2)) / 2; the tanh form never overflows."""
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
 
 
 def activation_forward(name: str, a: Array) -> Array:
@@ -64,8 +63,9 @@ def activation_backward(name: str, a: Array, y: Array, dy: Array) -> Array:
 
 def layer_norm_forward(v: Array, gamma: Array, beta: Array) -> tuple[Array, Cache]:
     """y = (v - mean(v)) / sqrt(var(v) + eps) * gamma + beta over the last axis (biased var)."""
-    centred = v - v.mean(axis=-1, keepdims=True)
-    inv_std = 1.0 / np.sqrt((centred**2).mean(axis=-1, keepdims=True) + EPS)
+    n = v.shape[-1]
+    centred = v - v.sum(axis=-1, keepdims=True) / n
+    inv_std = 1.0 / np.sqrt((centred * centred).sum(axis=-1, keepdims=True) / n + EPS)
     v_hat = centred * inv_std
     return v_hat * gamma + beta, {"v_hat": v_hat, "inv_std": inv_std, "gamma": gamma}
 
@@ -85,6 +85,12 @@ def layer_norm_backward(dy: Array, cache: Cache) -> tuple[Array, Array, Array]:
     dgamma = (dy * v_hat).reshape(-1, n).sum(axis=0)
     dbeta = dy.reshape(-1, n).sum(axis=0)
     return dv, dgamma, dbeta
+
+
+def _chunks(a: Array, k: int) -> list[Array]:
+    """Split the gate axis into k equal blocks (the gate order of torch)."""
+    h = a.shape[-1] // k
+    return [a[..., j * h : (j + 1) * h] for j in range(k)]
 
 
 def _bias(p: Params, name: str) -> Array | float:
@@ -161,7 +167,7 @@ def lstm_forward(
     """i, f, g, o = s, s, tanh, s of split(a_x + a_h); c' = f*c + i*g; h' = o*tanh([LN_c](c'))."""
     h, c = state
     a_x, a_h, proj = project_forward(p, x, h, layer_norm)
-    a_i, a_f, a_g, a_o = np.split(a_x + a_h, 4, axis=-1)
+    a_i, a_f, a_g, a_o = _chunks(a_x + a_h, 4)
     i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
     c_new = f * c + i * g
     c_norm, ln_c = _norm_forward(p, "ln_c", c_new, layer_norm)
@@ -201,8 +207,8 @@ def gru_forward(
     """r, z = s(a_x[r,z] + a_h[r,z]); n = tanh(a_x[n] + r * a_h[n]); h' = (1-z) n + z h."""
     (h,) = state
     a_x, a_h, proj = project_forward(p, x, h, layer_norm)
-    ax_r, ax_z, ax_n = np.split(a_x, 3, axis=-1)
-    ah_r, ah_z, ah_n = np.split(a_h, 3, axis=-1)
+    ax_r, ax_z, ax_n = _chunks(a_x, 3)
+    ah_r, ah_z, ah_n = _chunks(a_h, 3)
     r = sigmoid(ax_r + ah_r)
     z = sigmoid(ax_z + ah_z)
     n = np.tanh(ax_n + r * ah_n)

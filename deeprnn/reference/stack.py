@@ -56,13 +56,13 @@ def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Every parameter name of the doc (torch state_dict names) with its shape."""
     cfg = _config(config)
     shapes: dict[str, tuple[int, ...]] = {}
-    for l, (kind, h) in enumerate(zip(cfg["cell"], cfg["hidden_size"])):
+    for i, (kind, h) in enumerate(zip(cfg["cell"], cfg["hidden_size"])):
         n_in = cfg["input_size"]
-        if l > 0:
-            n_in = cfg["widths"][l - 1] + (cfg["input_size"] if cfg["wiring"] == "skip" else 0)
+        if i > 0:
+            n_in = cfg["widths"][i - 1] + (cfg["input_size"] if cfg["wiring"] == "skip" else 0)
         gh = GATES[kind] * h
         for name in DIRECTIONS[: cfg["D"]]:
-            pre = f"layers.{l}.{name}."
+            pre = f"layers.{i}.{name}."
             shapes[pre + "weight_ih"] = (gh, n_in)
             shapes[pre + "weight_hh"] = (gh, h)
             if cfg["bias"]:
@@ -109,8 +109,10 @@ def _split_state(entry: Any, kind: str, D: int, B: int, H: int) -> list[State]:
 
 def _join_state(states: list[State], kind: str) -> Any:
     """One tuple per direction -> doc format (bidirectional states stacked on a new axis 0)."""
-    parts = [states[0][k] if len(states) == 1 else np.stack([s[k] for s in states]) for k in
-             range(len(states[0]))]
+    parts = [
+        states[0][k] if len(states) == 1 else np.stack([s[k] for s in states])
+        for k in range(len(states[0]))
+    ]
     return tuple(parts) if kind == "lstm" else parts[0]
 
 
@@ -174,32 +176,34 @@ def forward(
     """
     cfg = _config(config)
     _check_params(params, cfg)
+    # the oracle computes in float64 whatever it is handed (e.g. a float32 state_dict)
+    params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     x = np.asarray(x, dtype=np.float64)
-    B, T, I = x.shape
+    B, T, n_x = x.shape
     lengths = np.full(B, T) if lengths is None else np.asarray(lengths, dtype=np.int64)
     if lengths.shape != (B,) or lengths.min(initial=0) < 0 or lengths.max(initial=0) > T:
         raise ValueError(f"lengths must be (B,) = ({B},) ints in [0, {T}]")
     mask = np.arange(T)[None, :] < lengths[:, None]  # (B, T), True on real steps
     layers, outputs, final_state = [], [], []
     o_prev = x
-    for l, (kind, h) in enumerate(zip(cfg["cell"], cfg["hidden_size"])):
+    for i, (kind, h) in enumerate(zip(cfg["cell"], cfg["hidden_size"])):  # i: the doc's l
         layer: Cache = {"kind": kind, "between": None}
         # 1. the layer's input
         u = x
-        if l > 0:
+        if i > 0:
             z = o_prev
             if cfg["between"] is not None:
-                w, b = params[f"between.{l - 1}.weight"], params[f"between.{l - 1}.bias"]
+                w, b = params[f"between.{i - 1}.weight"], params[f"between.{i - 1}.bias"]
                 pre = o_prev @ w.T + b
                 z = activation_forward(cfg["between"], pre)
                 layer["between"] = {"o_prev": o_prev, "pre": pre, "z": z}
             u = z if cfg["wiring"] == "stack" else np.concatenate([x, z], axis=-1)
         layer["n_in"] = u.shape[-1]
         # 2. the recurrence, once per direction
-        states0 = _split_state(None if state is None else state[l], kind, cfg["D"], B, h)
+        states0 = _split_state(None if state is None else state[i], kind, cfg["D"], B, h)
         h_seqs, finals, layer["steps"] = [], [], []
         for d, name in enumerate(DIRECTIONS[: cfg["D"]]):
-            p = _sub(params, f"layers.{l}.{name}.")
+            p = _sub(params, f"layers.{i}.{name}.")
             h_seq, final, steps = run_direction(kind, p, u, mask, states0[d], d == 1, cfg)
             h_seqs.append(h_seq)
             finals.append(final)
@@ -207,9 +211,9 @@ def forward(
         r = np.concatenate(h_seqs, axis=-1)
         final_state.append(_join_state(finals, kind))
         # 3. residual
-        layer["residual"] = cfg["residual"] and (l > 0 or cfg["widths"][0] == I)
-        if cfg["residual"] and l > 0 and cfg["widths"][l] != cfg["widths"][l - 1]:
-            raise ValueError(f"residual: layer {l} width differs from layer {l - 1}'s")
+        layer["residual"] = cfg["residual"] and (i > 0 or cfg["widths"][0] == n_x)
+        if cfg["residual"] and i > 0 and cfg["widths"][i] != cfg["widths"][i - 1]:
+            raise ValueError(f"residual: layer {i} width differs from layer {i - 1}'s")
         o = np.where(mask[..., None], r + o_prev, 0.0) if layer["residual"] else r
         layers.append(layer)
         outputs.append(o)
@@ -228,7 +232,7 @@ def backward(
     state format; given also when the initial state was None, i.e. zeros).
     """
     params, cfg, x, mask = cache["params"], cache["cfg"], cache["x"], cache["mask"]
-    B, T, I = x.shape
+    B, T, n_x = x.shape
     L, D = len(cfg["hidden_size"]), cfg["D"]
     grads = {k: np.zeros_like(v, dtype=np.float64) for k, v in params.items()}
     dx = np.zeros_like(x)
@@ -239,46 +243,45 @@ def backward(
     else:
         d_o = [np.zeros((B, T, w)) for w in cfg["widths"][:-1]] + [d_out]
     d_state0: list = [None] * L
-    for l in reversed(range(L)):
-        layer, kind, h = cache["layers"][l], cfg["cell"][l], cfg["hidden_size"][l]
+    for i in reversed(range(L)):  # i: the doc's layer l
+        layer, kind, h = cache["layers"][i], cfg["cell"][i], cfg["hidden_size"][i]
         # o_l is zero past len_b: nothing flows back from there
-        do = np.where(mask[..., None], d_o[l], 0.0)
+        do = np.where(mask[..., None], d_o[i], 0.0)
         # 3. residual: o_l = r_l + o_{l-1} (or + x)
         if layer["residual"]:
-            if l == 0:
+            if i == 0:
                 dx += do
             else:
-                d_o[l - 1] = d_o[l - 1] + do
+                d_o[i - 1] = d_o[i - 1] + do
         # 2. the recurrence, once per direction; r_l = concat(h_fwd, h_bwd)
-        d_final = None if d_final_state is None else d_final_state[l]
+        d_final = None if d_final_state is None else d_final_state[i]
         d_finals = _split_state(d_final, kind, D, B, h)
         du, d_starts = np.zeros((B, T, layer["n_in"])), []
         for d, name in enumerate(DIRECTIONS[:D]):
-            p = _sub(params, f"layers.{l}.{name}.")
+            p = _sub(params, f"layers.{i}.{name}.")
             dr = do[..., d * h : (d + 1) * h]
             g, du_d, d_start = run_direction_backward(
                 kind, p, layer["steps"][d], mask, dr, d_finals[d], layer["n_in"]
             )
             for k, v in g.items():
-                grads[f"layers.{l}.{name}.{k}"] += v
+                grads[f"layers.{i}.{name}.{k}"] += v
             du += du_d
             d_starts.append(d_start)
-        d_state0[l] = _join_state(d_starts, kind)
+        d_state0[i] = _join_state(d_starts, kind)
         # 1. the layer's input: u = z or concat(x, z), z = act(o_{l-1} W^T + b) or o_{l-1}
-        if l == 0:
+        if i == 0:
             dx += du
             continue
         dz = du
         if cfg["wiring"] == "skip":
-            dx += du[..., :I]
-            dz = du[..., I:]
+            dx += du[..., :n_x]
+            dz = du[..., n_x:]
         if layer["between"] is not None:
-            bc, w = layer["between"], params[f"between.{l - 1}.weight"]
+            bc, w = layer["between"], params[f"between.{i - 1}.weight"]
             dpre = activation_backward(cfg["between"], bc["pre"], bc["z"], dz)
-            grads[f"between.{l - 1}.weight"] += dpre.reshape(-1, w.shape[0]).T @ bc[
-                "o_prev"
-            ].reshape(-1, w.shape[1])
-            grads[f"between.{l - 1}.bias"] += dpre.reshape(-1, w.shape[0]).sum(axis=0)
+            flat_dpre, flat_in = dpre.reshape(B * T, -1), bc["o_prev"].reshape(B * T, -1)
+            grads[f"between.{i - 1}.weight"] += flat_dpre.T @ flat_in
+            grads[f"between.{i - 1}.bias"] += flat_dpre.sum(axis=0)
             dz = dpre @ w
-        d_o[l - 1] = d_o[l - 1] + dz
+        d_o[i - 1] = d_o[i - 1] + dz
     return grads, dx, d_state0

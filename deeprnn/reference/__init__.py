@@ -1,0 +1,34 @@
+"""NumPy float64 reference of deeprnn: the test oracle. Imports no torch, by design.
+
+    out, final_state, cache = forward(params, config, x, lengths=None, state=None)
+    grads, dx, dstate0 = backward(cache, d_out, d_final_state=None)
+    logits, head_cache = head_forward(head_params, {"pooling": ..., "activation": ...}, o, lengths)
+    head_grads, d_o = head_backward(head_cache, d_logits)
+    y = activate(kind, logits)
+    loss, d_logits = loss_forward("ce" | "bce" | "mse", logits, target, mask=None)
+
+Parameter names and config keys are those of docs/semantics.md (torch state_dict names).
+"""
+
+from deeprnn.reference.cells import cell_backward, cell_forward
+from deeprnn.reference.heads import (
+    activate,
+    head_backward,
+    head_forward,
+    length_mask,
+    loss_forward,
+)
+from deeprnn.reference.stack import backward, forward, param_shapes
+
+__all__ = [
+    "activate",
+    "backward",
+    "cell_backward",
+    "cell_forward",
+    "forward",
+    "head_backward",
+    "head_forward",
+    "length_mask",
+    "loss_forward",
+    "param_shapes",
+]
