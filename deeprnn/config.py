@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CELL_KINDS = ("rnn", "lstm", "gru")
 NONLINEARITY_NAMES = ("tanh", "relu", "sigmoid")
@@ -72,3 +72,46 @@ class TrainConfig:
     restore_best: bool = True  # with early stopping: fit ends with the best weights
     checkpoint_every: int = 1  # epochs between checkpoints (when fit has a run_dir)
     verbose: int = 1  # 0: silent; 1: a progress bar per epoch when stderr is a terminal
+
+
+RUN_TASKS = (
+    "forecast",
+    "sequence_classification",
+    "sequence_regression",
+    "text_classification",
+    "char_lm",
+)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where a run's data comes from: a bundled dataset or a user file."""
+
+    dataset: str | None = None  # a bundled dataset (`deeprnn datasets` lists them)
+    path: str | None = None  # or a user file: .csv, .npz / .npy, .txt, or a folder of texts
+    column: str | None = None  # CSV: the series (forecast) or the text column
+    target: str | None = None  # CSV: the label column (text classification)
+    encoding: str = "utf-8"  # text files
+    test_size: float = 0.2  # held out for the report: a fraction, or a count when >= 1
+    season: int = 12  # forecast: the seasonal-naive baseline's period
+
+    def __post_init__(self) -> None:
+        if (self.dataset is None) == (self.path is None):
+            raise ValueError("give exactly one of data.dataset and data.path")
+        if not 0 < self.test_size:
+            raise ValueError(f"data.test_size must be > 0, got {self.test_size}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A `deeprnn train` run: task, data, model arguments; the YAML file mirrors it."""
+
+    task: str  # one of RUN_TASKS
+    data: DataConfig  # the data section
+    model: dict = field(default_factory=dict)  # arguments of the task's estimator
+    run_dir: str | None = None  # default: runs/<task>
+    samples: int = 3  # char_lm: generations written to the report
+
+    def __post_init__(self) -> None:
+        if self.task not in RUN_TASKS:
+            raise ValueError(f"task must be one of {list(RUN_TASKS)}, got {self.task!r}")

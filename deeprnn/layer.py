@@ -1,9 +1,16 @@
 """One recurrent layer: a cell (or two, when bidirectional) run over time.
 
 The time loop is written once (`run_cell`); direction and lengths are handled by
-re-indexing the input, so every cell gets the same loop. Where torch has a fused kernel
-for the layer (no layer norm inside the recurrence, a tanh / relu RNN, LSTM or GRU) the
-layer runs on it instead (`_native_forward` returns None when it does not apply).
+re-indexing the input, so every cell gets the same loop. Three paths, the first that
+applies runs (each fast path is a function that returns None when it does not apply):
+
+    "native": torch's fused kernel (`_native_forward`): a tanh / relu RNN, LSTM or GRU
+              without layer norm, recurrent dropout (training) or zoneout;
+    "fused":  our fused recurrence (`_fused_forward`, `deeprnn.kernels`): everything else;
+    "loop":   the generic cell loop (`run_cell`), the slow reference.
+
+Recurrent-dropout and zoneout masks are drawn once per call, before the path is chosen, so
+every path sees the same masks for the same seed.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from deeprnn.cells import State, make_cell
+from deeprnn.kernels import Noise, fused_direction
 
 
 def _where(mask: Tensor, new: State, old: State) -> State:
@@ -36,11 +44,12 @@ def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
 
 
 def run_cell(
-    cell: nn.Module, x: Tensor, state: State, lengths: Tensor | None
+    cell: nn.Module, x: Tensor, state: State, lengths: Tensor | None, noise: Noise | None = None
 ) -> tuple[Tensor, State]:
     """The generic time loop: x (B, T, I) -> outputs (B, T, H), final state.
 
     Rows stop updating their state after their last real step; their outputs there are 0.
+    `noise`: recurrent-dropout / zoneout masks for the T steps (None: none, or the cell's own).
     """
     mask = None
     if lengths is not None:
@@ -48,7 +57,7 @@ def run_cell(
         mask = steps.to(x.device).unsqueeze(-1)  # (B, T, 1)
     outs = []
     for t in range(x.shape[1]):
-        h, new = cell(x[:, t], state)
+        h, new = cell(x[:, t], state, None if noise is None else noise.at(t))
         if mask is None:
             state = new
         else:
@@ -63,7 +72,7 @@ _KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru}
 
 def _native_kernel(cell: nn.Module):
     """The fused torch kernel that computes this cell's recurrence, or None."""
-    if cell.layer_norm:
+    if cell.layer_norm or cell.noisy:
         return None
     if cell.kind == "rnn":
         return {"tanh": _VF.rnn_tanh, "relu": _VF.rnn_relu}.get(cell.nonlinearity)
@@ -87,16 +96,18 @@ class RecurrentLayer(nn.Module):
         bias: bool = True,
         layer_norm: bool = False,
         bidirectional: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
     ):
         super().__init__()
         self.bidirectional = bidirectional
         self.hidden_size = hidden_size
-        self.native = True  # allow the fused kernel; False forces the generic loop
-        self.cell = make_cell(cell, input_size, hidden_size, nonlinearity, bias, layer_norm)
+        self.native = True  # allow the fast paths (torch's kernel, ours); False: the loop
+        self.torch_kernel = True  # allow torch's kernel; False: ours runs plain layers too
+        options = (nonlinearity, bias, layer_norm, recurrent_dropout, zoneout)
+        self.cell = make_cell(cell, input_size, hidden_size, *options)
         if bidirectional:
-            self.cell_reverse = make_cell(
-                cell, input_size, hidden_size, nonlinearity, bias, layer_norm
-            )
+            self.cell_reverse = make_cell(cell, input_size, hidden_size, *options)
 
     @property
     def output_size(self) -> int:
@@ -107,15 +118,24 @@ class RecurrentLayer(nn.Module):
         return [self.cell, self.cell_reverse] if self.bidirectional else [self.cell]
 
     def explain(self) -> tuple[str, str]:
-        """(path, reason): which implementation runs this layer, and why."""
+        """(path, reason): which implementation runs this layer ("native" | "fused" |
+        "loop"), and why. Depends on the mode: recurrent dropout only acts in training."""
         cell = self.cell
-        if not self.native and _native_kernel(cell) is not None:
-            return "loop", "fused kernel disabled by use_native(False)"
-        if _native_kernel(cell) is not None:
+        if not self.native:
+            return "loop", "fast paths disabled by use_native(False)"
+        if _native_kernel(cell) is not None and self.torch_kernel:
             return "native", f"torch fused {cell.kind} kernel computes this layer exactly"
-        if cell.layer_norm:
-            return "loop", "layer norm inside the recurrence has no fused torch kernel"
-        return "loop", f"{cell.nonlinearity} RNN has no fused torch kernel"
+        if not self.torch_kernel and _native_kernel(cell) is not None:
+            why = "torch's kernel disabled (torch_kernel=False)"
+        elif cell.layer_norm:
+            why = "layer norm inside the recurrence has no fused torch kernel"
+        elif cell.zoneout[0] > 0.0 or (cell.kind == "lstm" and cell.zoneout[1] > 0.0):
+            why = "zoneout has no fused torch kernel"
+        elif cell.noisy:
+            why = "recurrent dropout (training) has no fused torch kernel"
+        else:
+            why = f"{cell.nonlinearity} RNN has no fused torch kernel"
+        return "fused", f"{why}; our fused recurrence with explicit BPTT runs it"
 
     def initial_state(self, batch: int, like: Tensor) -> State:
         state = self.cell.initial_state(batch, like)
@@ -130,18 +150,52 @@ class RecurrentLayer(nn.Module):
     ) -> tuple[Tensor, State]:
         if state is None:
             state = self.initial_state(x.shape[0], x)
+        noise = [cell.sample_noise(x.shape[0], x.shape[1], x) for cell in self.cells]
         result = _native_forward(self, x, state, lengths)
+        if result is None:
+            result = _fused_forward(self, x, state, lengths, noise)
         if result is not None:
             return result
-        if not self.bidirectional:
-            return run_cell(self.cell, x, state, lengths)
-        fwd_state, bwd_state = _split_directions(state)
-        out_f, fwd_state = run_cell(self.cell, x, fwd_state, lengths)
-        full = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
-        n = full if lengths is None else lengths
-        out_b, bwd_state = run_cell(self.cell_reverse, reverse_padded(x, n), bwd_state, lengths)
-        out = torch.cat([out_f, reverse_padded(out_b, n)], dim=-1)
-        return out, _join_directions(fwd_state, bwd_state)
+
+        def loop(cell, x, state, noise):
+            return run_cell(cell, x, state, lengths, noise)
+
+        return _each_direction(self, loop, x, state, lengths, noise)
+
+
+def _each_direction(layer, run, x, state, lengths, noise) -> tuple[Tensor, State]:
+    """`run(cell, x, state, noise)` forward, and on the reversed valid steps for the reverse
+    direction; outputs concatenated (forward first), states in the doc's format."""
+    if not layer.bidirectional:
+        return run(layer.cell, x, state, noise[0])
+    fwd_state, bwd_state = _split_directions(state)
+    out_f, fwd_state = run(layer.cell, x, fwd_state, noise[0])
+    full = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+    n = full if lengths is None else lengths
+    out_b, bwd_state = run(layer.cell_reverse, reverse_padded(x, n), bwd_state, noise[1])
+    out = torch.cat([out_f, reverse_padded(out_b, n)], dim=-1)
+    return out, _join_directions(fwd_state, bwd_state)
+
+
+def _fused_forward(
+    layer: RecurrentLayer,
+    x: Tensor,
+    state: State,
+    lengths: Tensor | None,
+    noise: list[Noise | None],
+) -> tuple[Tensor, State] | None:
+    """Run the layer on our fused recurrence (`deeprnn.kernels`), or return None if it can't."""
+    if not layer.native or x.shape[1] == 0:
+        return None
+    valid = None
+    if lengths is not None and not bool((lengths == x.shape[1]).all()):
+        steps = torch.arange(x.shape[1]).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+        valid = steps.to(x.device, x.dtype).unsqueeze(-1)  # (T, B, 1)
+
+    def fused(cell, x, state, noise):
+        return fused_direction(cell, x, state, valid, noise)
+
+    return _each_direction(layer, fused, x, state, lengths, noise)
 
 
 def _split_directions(state: State) -> tuple[State, State]:
@@ -161,7 +215,7 @@ def _native_forward(
 ) -> tuple[Tensor, State] | None:
     """Run the layer on torch's fused kernel (oneDNN / cuDNN), or return None if it can't."""
     kernel = _native_kernel(layer.cell)
-    if kernel is None or not layer.native:
+    if kernel is None or not layer.native or not layer.torch_kernel:
         return None
     cells = layer.cells
     weights = [p for c in cells for p in (c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)]

@@ -29,6 +29,7 @@ from deeprnn.errors import (
     check_lengths,
     check_sequence_batch,
 )
+from deeprnn.kernels.noise import dropout_rate, zoneout_pair
 from deeprnn.layer import RecurrentLayer
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
@@ -80,6 +81,10 @@ def build_config(
     dropout = options.get("dropout", 0.0)
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise InputError(f"dropout must be a float in [0, 1), got {dropout!r}")
+    options["recurrent_dropout"] = dropout_rate(options.get("recurrent_dropout", 0.0))
+    zoneout = options.get("zoneout", 0.0)
+    pair = zoneout_pair(zoneout)  # (p_h, p_c), raises on a bad value
+    options["zoneout"] = pair if isinstance(zoneout, (list, tuple)) else pair[0]
     config = RNNConfig(input_size, tuple(sizes), tuple(cells), **options)
     _check_residual_widths(config)
     return config
@@ -110,8 +115,12 @@ class DeepRNN(nn.Module):
         nonlinearity: of RNN cells, "tanh" | "relu" | "sigmoid".
         wiring: "stack" (layer l reads h^(l-1)) or "skip" (reads x and h^(l-1)).
         residual: add each layer's input-side output o_(l-1) to its own.
-        layer_norm: layer-normalised cells (runs on the Python loop).
+        layer_norm: layer-normalised cells (run on our fused recurrence, deeprnn.kernels).
         dropout: dropout on the input of every layer above the first (training only).
+        recurrent_dropout: dropout on h_(t-1) inside the recurrence, one mask per sequence
+            (Gal & Ghahramani 2016; training only).
+        zoneout: probability of keeping each unit's previous h (LSTM: and c), one float or
+            a pair (h, c) (Krueger et al. 2017); eval uses the expectation.
         bidirectional: each layer runs both ways; output widths double.
         between: Linear + activation ("relu" | "tanh" | "sigmoid" | "linear") between layers.
         outputs: "top" (last layer) or "all" (every layer concatenated on features).
@@ -136,12 +145,15 @@ class DeepRNN(nn.Module):
         between: str | None = None,
         outputs: str = "top",
         bias: bool = True,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
     ):
         super().__init__()
         self.config = build_config(
             input_size, hidden_size, num_layers, cell, nonlinearity=nonlinearity,
             wiring=wiring, residual=residual, layer_norm=layer_norm, dropout=float(dropout),
             bidirectional=bidirectional, between=between, outputs=outputs, bias=bias,
+            recurrent_dropout=recurrent_dropout, zoneout=zoneout,
         )  # fmt: skip
         c = self.config
         d = 2 if c.bidirectional else 1
@@ -151,9 +163,10 @@ class DeepRNN(nn.Module):
             reads = width + (c.input_size if c.wiring == "skip" and self.layers else 0)
             self.layers.append(
                 RecurrentLayer(
-                    kind, reads, size, c.nonlinearity, c.bias, c.layer_norm, c.bidirectional
+                    kind, reads, size, c.nonlinearity, c.bias, c.layer_norm, c.bidirectional,
+                    c.recurrent_dropout, c.zoneout,
                 )
-            )
+            )  # fmt: skip
             width = d * size
         if c.between is not None:
             self.between = nn.ModuleList(
@@ -169,7 +182,7 @@ class DeepRNN(nn.Module):
         return sum(widths) if self.config.outputs == "all" else widths[-1]
 
     def explain(self) -> list[dict]:
-        """For each layer: its cell, which path runs it ("native" | "loop"), and why."""
+        """For each layer: its cell, which path runs it ("native" | "fused" | "loop"), and why."""
         rows = []
         for i, layer in enumerate(self.layers):
             path, why = layer.explain()
@@ -177,7 +190,8 @@ class DeepRNN(nn.Module):
         return rows
 
     def use_native(self, enabled: bool = True) -> DeepRNN:
-        """Allow (default) or forbid the fused torch kernels; forbidding forces the loop."""
+        """Allow (default) or forbid the fast paths (torch's kernels, ours); forbidding forces
+        the loop."""
         for layer in self.layers:
             layer.native = bool(enabled)
         return self

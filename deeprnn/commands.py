@@ -1,0 +1,121 @@
+"""The CLI's commands, one function each: `fn(args) -> exit code`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from deeprnn import runs
+from deeprnn.config import DataConfig, RunConfig
+from deeprnn.data import list_datasets
+from deeprnn.errors import InputError
+from deeprnn.tasks import Outcome, evaluate_task, predict_file
+
+DEMO_CONFIG = {
+    "task": "forecast",
+    "data": {"dataset": "airline_passengers", "test_size": 24, "season": 12},
+    "model": {
+        "cell": "lstm",
+        "num_layers": 3,
+        "wiring": "skip",
+        "hidden_size": 32,
+        "lookback": 24,
+        "epochs": 150,
+    },
+}
+
+
+def _table(outcome: Outcome) -> str:
+    names = list(outcome.metrics)
+    rows = {"deeprnn": outcome.metrics, **outcome.baselines}
+    width = max(len(r) for r in rows) + 2
+    lines = ["model".ljust(width) + "".join(n.rjust(14) for n in names)]
+    for model, values in rows.items():
+        cells = "".join(
+            (f"{values[n]:14.4g}" if n in values else " " * 14) for n in names
+        )  # fmt: skip
+        lines.append(model.ljust(width) + cells)
+    return "\n".join(lines)
+
+
+def train(args) -> int:
+    cfg = runs.load_config(args.config, args.overrides)
+    run_dir, _, outcome = runs.train(cfg, args.run_dir, args.resume, verbose=0 if args.quiet else 1)
+    print(_table(outcome))
+    print(f"\nrun written to {run_dir} (report: {run_dir / 'report.md'})")
+    return 0
+
+
+def _data_arg(text: str, base: DataConfig) -> DataConfig:
+    known = {d["name"] for d in list_datasets()}
+    fields = {"test_size": base.test_size, "season": base.season, "column": base.column,
+              "target": base.target, "encoding": base.encoding}  # fmt: skip
+    if text in known:
+        return DataConfig(dataset=text, **fields)
+    if not Path(text).exists():
+        raise InputError(f"--data {text!r} is neither a bundled dataset {sorted(known)} nor a file")
+    return DataConfig(path=text, **fields)
+
+
+def evaluate(args) -> int:
+    cfg, est = runs.load_run(args.run_dir)
+    if args.data:
+        cfg = RunConfig(task=cfg.task, data=_data_arg(args.data, cfg.data), model=cfg.model)
+    print(json.dumps(evaluate_task(cfg, est), indent=2))
+    return 0
+
+
+def predict(args) -> int:
+    cfg, est = runs.load_run(args.run_dir)
+    path = Path(args.input)
+    if not path.exists():
+        raise InputError(f"--input {path} does not exist")
+    rows = predict_file(cfg, est, path, args.column)
+    if args.output:
+        with open(args.output, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows)
+    else:
+        csv.writer(sys.stdout).writerows(rows)
+    return 0
+
+
+def generate(args) -> int:
+    cfg, est = runs.load_run(args.run_dir)
+    if cfg.task != "char_lm":
+        raise InputError(f"{args.run_dir} is a {cfg.task} run; generate needs a char_lm run")
+    text = est.generate(args.prompt, args.n, args.temperature, args.top_k, random_state=args.seed)
+    print(args.prompt + text)
+    return 0
+
+
+def datasets(args) -> int:
+    rows = list_datasets()
+    width = max(len(r["name"]) for r in rows) + 2
+    for r in rows:
+        print(f"{r['name'].ljust(width)}{r['task']:<26}{r['size']}")
+        print(f"{'':{width}}{r['description']}")
+        print(f"{'':{width}}source: {r['source']}; licence: {r['licence']}\n")
+    return 0
+
+
+def demo(args) -> int:
+    """Forecast airline passengers with a 3-layer skip-wired LSTM vs seasonal naive."""
+    data = json.loads(json.dumps(DEMO_CONFIG))
+    data["run_dir"] = args.run_dir
+    if args.quick:
+        data["model"]["epochs"] = 2
+    cfg = runs.load_config(None, data=data)
+    print("deeprnn demo: forecast the last 24 months of airline passengers (1949-1960)")
+    print("model: 3-layer LSTM with skip-input wiring (every layer also reads x_t)\n")
+    run_dir, est, outcome = runs.train(cfg, verbose=0 if args.quick else 1)
+    body = est.model_.body
+    print(body)
+    print(f"parameters: {sum(p.numel() for p in est.model_.parameters()):,}")
+    for row in body.explain():
+        print(f"  layer {row['layer']} ({row['cell']}): {row['path']} - {row['reason']}")
+    print("\ntest metrics (last 24 months), lower is better:")
+    print(_table(outcome))
+    print(f"\nplots and report in {run_dir}: " + ", ".join(p.name for p in outcome.plots))
+    return 0

@@ -1,0 +1,198 @@
+"""RNNEstimator: what every task estimator shares (arguments, model, training, save / load).
+
+An estimator is a dataclass, so `__init__` only stores its arguments and `get_params` /
+`set_params` / `sklearn.base.clone` follow the signature. `fit` turns the data into
+sequences, builds [embedding] -> DeepRNN -> Head as a `SequenceModel`, trains it with
+`deeprnn.train.fit` and sets the learned attributes (names ending in `_`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from deeprnn.config import TrainConfig
+from deeprnn.data.text import Vocabulary
+from deeprnn.errors import InputError, check_choice
+from deeprnn.estimators import persist
+from deeprnn.estimators.inputs import Loader, python_value, take
+from deeprnn.heads import Head
+from deeprnn.model import SequenceModel
+from deeprnn.stack import DeepRNN
+from deeprnn.train import fit, predict, seed_everything
+
+POOLINGS = ("last", "mean", "attention")  # of estimators with one output per sequence
+# Arguments passed through to DeepRNN and to TrainConfig under the same names.
+BODY = ("hidden_size", "num_layers", "cell", "nonlinearity", "wiring", "residual", "layer_norm",
+        "dropout", "recurrent_dropout", "zoneout", "bidirectional", "between", "outputs",
+        "bias")  # fmt: skip
+TRAINING = ("epochs", "seed", "optimizer", "lr", "clip_norm", "verbose")
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class RNNEstimator(BaseEstimator):
+    """Abstract base of the task estimators; its arguments are every estimator's.
+
+    Network (the arguments of `deeprnn.DeepRNN`): cell, num_layers, hidden_size,
+    nonlinearity, wiring, residual, layer_norm, dropout, recurrent_dropout, zoneout,
+    bidirectional, between, outputs, bias.
+    Training (`deeprnn.train.fit`): epochs, batch_size, lr, optimizer, clip_norm (global
+    gradient norm; None: off), seed (weights, shuffling, dropout and sampling), verbose (1: a
+    progress bar per epoch on a terminal), device ("cpu", "cuda", "cuda:N" or "auto").
+    Early stopping: a `validation_fraction` of the training data is held out (stratified for
+    classifiers, the last part in time for series and text streams); training stops after
+    `patience` epochs without a lower validation loss and keeps the best weights.
+    `validation_fraction=0` or `patience=None` trains for all `epochs`.
+    """
+
+    # The recurrent body (deeprnn.DeepRNN).
+    cell: str | list[str] = "lstm"  # "rnn" | "lstm" | "gru", or one per layer
+    num_layers: int | None = 2  # depth (None: one per entry of a hidden_size / cell list)
+    hidden_size: int | list[int] = 64  # units per layer, or one per layer
+    nonlinearity: str = "tanh"  # of "rnn" cells: "tanh" | "relu" | "sigmoid"
+    wiring: str = "stack"  # "stack": layer l reads layer l-1; "skip": reads x and layer l-1
+    residual: bool = False  # add each layer's input to its output (equal widths)
+    layer_norm: bool = False  # layer-normalised cells (Ba et al. 2016)
+    dropout: float = 0.0  # on the input of every layer above the first, training only
+    recurrent_dropout: float = 0.0  # on h_(t-1) inside the recurrence, one mask per sequence
+    zoneout: float | tuple[float, float] = 0.0  # p of keeping a unit's previous h (and c)
+    bidirectional: bool = False  # each layer also runs backwards in time
+    between: str | None = None  # Linear + "relu" | "tanh" | "sigmoid" | "linear" between layers
+    outputs: str = "top"  # the head reads the "top" layer or "all" layers concatenated
+    bias: bool = True  # bias_ih / bias_hh in every cell
+    # Training (deeprnn.train.fit).
+    epochs: int = 50  # most passes over the training data
+    batch_size: int = 32  # sequences per update (rows of the text stream for language models)
+    lr: float = 3e-3  # learning rate
+    optimizer: str = "adam"  # "sgd" | "rmsprop" | "adam" | "adamw"
+    clip_norm: float | None = 1.0  # rescale gradients to at most this global L2 norm
+    validation_fraction: float = 0.1  # held out for early stopping; 0: none
+    patience: int | None = 10  # epochs without a lower validation loss before stopping
+    seed: int = 0  # seeds weights, shuffling, dropout (and sampling, for generate)
+    verbose: int = 0  # 0: silent; 1: a progress bar per epoch when stderr is a terminal
+    device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" | "auto" (cuda when available)
+
+    # Learned attributes that save() writes to estimator.json besides the weights.
+    _learned: ClassVar[tuple[str, ...]] = ()
+
+    def _device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as err:
+            raise InputError(
+                f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}"
+            ) from err
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"device={self.device!r} but no CUDA GPU is available; use 'cpu'")
+        return device
+
+    def _pooling(self) -> str:
+        """The `pooling` argument of estimators with one output per sequence, checked."""
+        check_choice("pooling", self.pooling, POOLINGS)
+        return self.pooling
+
+    def _build_model(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        pooling: str,
+        activation: str | None,
+        vocab_size: int | None = None,
+    ) -> SequenceModel:
+        """[Embedding(vocab_size, n_inputs)] -> DeepRNN -> Head(n_outputs)."""
+        embedding = None
+        if vocab_size is not None:
+            embedding = nn.Embedding(vocab_size, n_inputs, padding_idx=Vocabulary.pad_id)
+        body = DeepRNN(n_inputs, **{k: python_value(getattr(self, k)) for k in BODY})
+        head = Head(body.output_size, n_outputs, pooling=pooling, activation=activation)
+        return SequenceModel(body, head, embedding)
+
+    def _validation_fraction(self) -> float:
+        f = self.validation_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < 1:
+            raise InputError(f"validation_fraction must be a float in [0, 1), got {f!r}")
+        return float(f)
+
+    def _holdout(self, n: int, stratify: np.ndarray | None = None):
+        """(train indices, validation indices or None), both sorted."""
+        f = self._validation_fraction()
+        if f == 0:
+            return np.arange(n), None
+        n_val = max(1, round(n * f))
+        if n - n_val < 1:
+            raise InputError(
+                f"validation_fraction={f} leaves no training data out of {n} sequences; "
+                "pass more data or validation_fraction=0"
+            )
+        if stratify is not None:
+            counts = np.bincount(stratify)
+            k = int((counts > 0).sum())
+            if counts[counts > 0].min() < 2 or n_val < k or n - n_val < k:
+                stratify = None
+        train, val = train_test_split(
+            np.arange(n), test_size=n_val, random_state=self.seed, stratify=stratify
+        )
+        return np.sort(train), np.sort(val)
+
+    def _train(self, spec: dict[str, Any], task: str, train, val, **config: Any) -> None:
+        """Build the model from `spec`, train it; sets model_ and history_."""
+        seed_everything(self.seed)  # the initial weights depend on the seed only
+        model = self._build_model(**spec).to(self._device())
+        cfg = TrainConfig(
+            **{k: python_value(getattr(self, k)) for k in TRAINING},
+            patience=python_value(self.patience) if val is not None else None,
+            **config,
+        )
+        self.history_ = fit(model, train, val, cfg, task)
+        self.model_ = model.eval()
+        self._spec = dict(spec)
+
+    def _fit_sequences(self, seqs, targets, task, spec, per_step=False, stratify=None) -> None:
+        """Hold out a validation part, then train on sequences with one target each
+        (or one per step)."""
+        train_idx, val_idx = self._holdout(len(seqs), stratify)
+
+        def loader(idx, shuffle):
+            return Loader(
+                take(seqs, idx), take(targets, idx), self.batch_size, shuffle, self.seed, per_step
+            )
+
+        val = None if val_idx is None else loader(val_idx, False)
+        self._train(spec, task, loader(train_idx, True), val)
+
+    def _outputs(self, seqs: list[np.ndarray], per_step: bool = False):
+        """Activated outputs: (N, K), or a list of (T_i, K) for per-step heads."""
+        check_is_fitted(self, "model_")
+        # Sorting by length keeps the padding of each batch small; the order is undone below.
+        order = np.argsort([len(s) for s in seqs], kind="stable")
+        size = max(self.batch_size, 256)
+        out = predict(self.model_, Loader(take(seqs, order), None, size, shuffle=False))
+        restored = np.empty_like(out)
+        restored[order] = out
+        if per_step:
+            return [o[: len(s)] for o, s in zip(restored, seqs)]
+        return restored
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted estimator to the directory `path` (created if needed): weights in
+        `model.safetensors`, class, arguments and learned attributes in `estimator.json`."""
+        check_is_fitted(self, "model_")
+        return persist.write(Path(path), self)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> RNNEstimator:
+        """Restore an estimator written by `save`. Called on `RNNEstimator` it returns
+        whichever estimator the directory holds; `device` overrides the saved one.
+        Raises `deeprnn.train.CheckpointError` for a missing, foreign or corrupt directory."""
+        return persist.read(Path(path), cls, device, RNNEstimator)

@@ -1,0 +1,114 @@
+"""Whole-sequence classifiers: SequenceClassifier (feature sequences), TextClassifier (texts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.utils.validation import check_is_fitted
+
+from deeprnn.data import Tokenizer, Vocabulary
+from deeprnn.errors import InputError
+from deeprnn.estimators.base import RNNEstimator
+from deeprnn.estimators.inputs import (
+    FloatSequences,
+    check_texts,
+    encode_labels,
+    encode_tokens,
+    fit_labels,
+)
+
+
+class _LabelsSequences(ClassifierMixin):
+    """fit / predict / predict_proba / score of one label per sequence (softmax head).
+
+    The concrete class supplies `_encode_inputs(X, fitting)` and `_input_spec()`.
+    """
+
+    def fit(self, X: Any, y: Any):
+        """Learn from sequences X and one label per sequence y (any hashable values);
+        returns self. Sets model_, classes_, history_ and the input attributes."""
+        seqs = self._encode_inputs(X, fitting=True)
+        self.classes_, codes = fit_labels(y, len(seqs))
+        spec = {**self._input_spec(), "n_outputs": len(self.classes_),
+                "pooling": self._pooling(), "activation": "softmax"}  # fmt: skip
+        self._fit_sequences(seqs, codes, "classification", spec, stratify=codes)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(N, K) class probabilities, columns in the order of `classes_`."""
+        return self._outputs(self._encode_inputs(X, fitting=False))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """(N,) the most probable label of each sequence."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, X: Any, y: Any, sample_weight=None) -> float:
+        """Accuracy on (X, y); a label of y unseen at fit time raises InputError naming it."""
+        check_is_fitted(self, "model_")
+        codes = encode_labels(self.classes_, y)
+        pred = self.predict_proba(X).argmax(axis=1)
+        if len(codes) != len(pred):
+            raise InputError(f"y has {len(codes)} labels but X has {len(pred)} sequences")
+        return float(accuracy_score(codes, pred, sample_weight=sample_weight))
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class SequenceClassifier(_LabelsSequences, FloatSequences, RNNEstimator):
+    """Label whole sequences of feature vectors (e.g. the speaker of an utterance).
+
+    `fit(X, y)`: X an array (N, T, F) or a list of N arrays (T_i, F) or (T_i,) of any
+    lengths; y (N,) labels of any hashable type. `predict` returns labels, `predict_proba`
+    (N, K) probabilities ordered as `classes_`, `score` the accuracy.
+    Args (besides RNNEstimator's): pooling ("last" | "mean" | "attention": how the head
+    summarises the outputs over time); standardize (scale each feature by its training mean
+    and std). Learned: model_, classes_, n_features_in_, input_scaler_, history_.
+    """
+
+    pooling: str = "last"  # "last" | "mean" | "attention"
+    standardize: bool = True  # scale features with their training mean and std
+
+    _learned = ("classes_", "n_features_in_", "input_scaler_")
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class TextClassifier(_LabelsSequences, RNNEstimator):
+    """Label texts (sentiment, topic, author...): tokens -> embedding -> DeepRNN -> softmax.
+
+    `fit(X, y)`: X a list of strings, y one label per text. The vocabulary is built from
+    the training texts; words it lacks become `<unk>` at prediction time. A text with no
+    known token still gets a prediction: it is read as `<unk>` tokens (a text with no token
+    at all as one `<unk>`), so the prediction rests on what the model learned for `<unk>`,
+    which with min_freq = 1 is close to nothing. `score` is the accuracy.
+    Args (besides RNNEstimator's): level ("word" | "char"), lower, strip_punctuation (of the
+    `deeprnn.data.Tokenizer`), min_freq and max_size (of the `Vocabulary`: rarer words become
+    `<unk>`), embedding_dim, max_len (tokens kept per text, the first ones; None: all),
+    pooling. Learned: model_, classes_, vocab_, history_.
+    """
+
+    level: str = "word"  # "word" | "char" tokens
+    lower: bool = True  # lower-case texts first
+    strip_punctuation: bool = False  # drop punctuation tokens
+    min_freq: int = 1  # words seen fewer times in training become <unk>
+    max_size: int | None = None  # most vocabulary entries, <pad> and <unk> included
+    embedding_dim: int = 64  # width of the word vectors
+    max_len: int | None = None  # tokens kept per text (None: all)
+    pooling: str = "mean"  # "last" | "mean" | "attention"
+
+    _learned = ("classes_", "vocab_")
+
+    def _encode_inputs(self, X: Any, fitting: bool) -> list[np.ndarray]:
+        if not fitting:
+            check_is_fitted(self, "model_")
+        tokenizer = Tokenizer(self.level, self.lower, self.strip_punctuation)
+        tokens = [tokenizer.tokenize(t) for t in check_texts(X)]
+        if fitting:
+            self.vocab_ = Vocabulary.build(tokens, self.min_freq, self.max_size)
+        return encode_tokens(self.vocab_, tokens, self.max_len)
+
+    def _input_spec(self) -> dict[str, Any]:
+        return {"n_inputs": self.embedding_dim, "vocab_size": len(self.vocab_)}

@@ -1,0 +1,226 @@
+"""Forecaster: direct multi-step forecasts of one or more time series from a lookback window."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import KW_ONLY, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from deeprnn.data import SeriesScaler, make_windows
+from deeprnn.data.series import _as_series, _positive_int
+from deeprnn.errors import InputError
+from deeprnn.estimators.base import RNNEstimator
+from deeprnn.estimators.inputs import Loader
+
+
+def _columns(x: Any, name: str) -> np.ndarray:
+    """A finite (T, C) float64 array from (T,) or (T, C) values (array, list, pandas)."""
+    a = _as_series(x, name)
+    return a.reshape(len(a), -1)
+
+
+@dataclass(eq=False, repr=False)
+class Forecaster(RNNEstimator):
+    """Forecast the next `horizon` steps of a series from its last `lookback` steps.
+
+    Direct multi-step: the head outputs all `horizon` steps (of every series) at once.
+    `fit(y, X=None)`: y a 1-D array or pandas Series (T,), or (T, n_series) for several
+    series forecast together; X optional covariates (T, K) aligned with y (calendar,
+    weather...), used as inputs only. The last `validation_fraction` of the steps is held
+    out for early stopping; the scalers (per series and covariate: mean and std) are fitted
+    on the training part only.
+    `predict(horizon=None, y=None, X=None, X_future=None)` forecasts the steps after the
+    training data, or after `y` when given (at least `lookback` steps, with X its
+    covariates). A horizon longer than the trained one is reached iteratively: each block
+    of forecasts is fed back as history for the next, so errors compound; with covariates,
+    `X_future` must then hold the covariates of the forecast steps. Returns (horizon,) for a
+    1-D series, (horizon, n_series) otherwise.
+    `score(y, X=None)`: minus the mean absolute error of forecasting the len(y) steps that
+    follow the training data (y is the continuation of the series, X its covariates), so
+    greater is better and `GridSearchCV(..., cv=TimeSeriesSplit())` works on a series.
+    Args (besides RNNEstimator's): lookback, horizon, relative (default True: the network
+    sees each window minus its last value and forecasts changes from it, which carries
+    trends and level shifts beyond the training range; False suits stationary series whose
+    absolute level matters), pooling.
+    Learned: model_, scaler_, covariate_scaler_, n_series_, n_covariates_, last_window_,
+    last_covariates_, history_.
+    """
+
+    lookback: int  # steps of history per forecast
+    horizon: int = 1  # steps forecast at once
+    _: KW_ONLY
+    relative: bool = True  # model changes from each window's last value (trending series)
+    pooling: str = "last"  # "last" | "mean" | "attention"
+    epochs: int = 200  # few windows per epoch, so more epochs than for whole sequences
+
+    _learned = ("scaler_", "covariate_scaler_", "n_series_", "n_covariates_", "series_ndim_",
+                "last_window_", "last_covariates_")  # fmt: skip
+
+    def fit(self, y: Any, X: Any = None) -> Forecaster:
+        """Learn from the series y (and covariates X); returns self."""
+        lookback = _positive_int("lookback", self.lookback)
+        horizon = _positive_int("horizon", self.horizon)
+        self.series_ndim_ = np.ndim(y)
+        series = _columns(y, "y")
+        cov = self._covariates(X, len(series), fitting=True)
+        steps = len(series)
+        if steps < lookback + horizon:
+            raise InputError(
+                f"y has {steps} steps, shorter than lookback + horizon = {lookback} + {horizon}; "
+                "use a shorter lookback or horizon"
+            )
+        n_train = self._split_point(steps)
+        self.scaler_ = SeriesScaler().fit(series[:n_train])
+        self.covariate_scaler_ = None if cov is None else SeriesScaler().fit(cov[:n_train])
+        self.n_series_, self.n_covariates_ = series.shape[1], 0 if cov is None else cov.shape[1]
+        target = self.scaler_.transform(series)
+        scaled_cov = None if cov is None else self.covariate_scaler_.transform(cov)
+
+        def windows(start: int, stop: int, shuffle: bool) -> Loader:
+            c = None if cov is None else scaled_cov[start:stop]
+            x, y_ = make_windows(target[start:stop], lookback, horizon, covariates=c)
+            offset = self._offset(x)
+            x[:, :, : self.n_series_] -= offset
+            y_ = y_.reshape(len(y_), horizon, -1) - offset
+            return Loader(x, y_.reshape(len(y_), -1), self.batch_size, shuffle, self.seed)
+
+        # Validation windows read the lookback steps before the held-out part as history.
+        val = None if n_train == steps else windows(n_train - lookback, steps, False)
+        self.last_window_ = series[-lookback:]
+        self.last_covariates_ = None if cov is None else cov[-lookback:]
+        spec = {"n_inputs": self.n_series_ + self.n_covariates_,
+                "n_outputs": horizon * self.n_series_, "pooling": self._pooling(),
+                "activation": None}  # fmt: skip
+        self._train(spec, "regression", windows(0, n_train, True), val)
+        return self
+
+    def _split_point(self, steps: int) -> int:
+        """Steps used for training; the rest (at least one horizon) validates."""
+        f = self._validation_fraction()
+        if f == 0:
+            return steps
+        n_val = max(self.horizon, round(steps * f))
+        if steps - n_val < self.lookback + self.horizon:
+            raise InputError(
+                f"validation_fraction={f} holds out the last {n_val} of {steps} steps, leaving "
+                f"{steps - n_val} for training, fewer than lookback + horizon = "
+                f"{self.lookback + self.horizon}; use validation_fraction=0 or a longer series"
+            )
+        return steps - n_val
+
+    def _covariates(self, X: Any, steps: int, fitting: bool = False) -> np.ndarray | None:
+        k = None if fitting else self.n_covariates_
+        if X is None:
+            if k:
+                raise InputError(
+                    f"the forecaster was fitted with {k} covariates; pass X, aligned with y"
+                )
+            return None
+        if k == 0:
+            raise InputError("the forecaster was fitted without covariates; X must be None")
+        cov = _columns(X, "X")
+        if len(cov) != steps:
+            raise InputError(f"X has {len(cov)} steps but y has {steps}; align them step by step")
+        if k is not None and cov.shape[1] != k:
+            raise InputError(
+                f"X has {cov.shape[1]} covariates but the forecaster was fitted on {k}"
+            )
+        return cov
+
+    def _offset(self, x: np.ndarray) -> np.ndarray:
+        """(N, 1, n_series): what is taken off windows x (N, L, F) and their targets: with
+        `relative`, each window's last value of every series; zeros otherwise."""
+        last = x[:, -1:, : self.n_series_]
+        return last.copy() if self.relative else np.zeros_like(last)
+
+    def _inputs(self, series: np.ndarray, cov: np.ndarray | None) -> np.ndarray:
+        """Scaled model inputs (T, n_series + K)."""
+        parts = [self.scaler_.transform(series)]
+        if cov is not None:
+            parts.append(self.covariate_scaler_.transform(cov))
+        return np.concatenate(parts, axis=1)
+
+    def _history(self, y: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """The last `lookback` steps of the history (raw) and their covariates."""
+        if y is None:
+            if X is not None:
+                raise InputError(
+                    "X holds the covariates of y; pass y with it (or X_future for the "
+                    "covariates of the forecast steps)"
+                )
+            return self.last_window_, self.last_covariates_
+        hist = _columns(y, "y")
+        if hist.shape[1] != self.n_series_:
+            raise InputError(
+                f"y has {hist.shape[1]} series (columns) but the forecaster was fitted on "
+                f"{self.n_series_}"
+            )
+        if len(hist) < self.lookback:
+            raise InputError(
+                f"y has {len(hist)} steps; a forecast needs the last lookback = {self.lookback}"
+            )
+        cov = self._covariates(X, len(hist))
+        return hist[-self.lookback :], None if cov is None else cov[-self.lookback :]
+
+    def _future(self, X_future: Any, steps: int) -> np.ndarray | None:
+        """Scaled covariates of the forecast steps that are fed back as history."""
+        needed = (math.ceil(steps / self.horizon) - 1) * self.horizon
+        if not self.n_covariates_:
+            if X_future is not None:
+                raise InputError(
+                    "the forecaster was fitted without covariates; X_future must be None"
+                )
+            return None
+        if needed == 0:
+            return None
+        if X_future is None:
+            raise InputError(
+                f"forecasting {steps} steps with a model trained for {self.horizon} feeds "
+                f"forecasts back as history, which needs the covariates of the first {needed} "
+                "forecast steps: pass X_future"
+            )
+        fut = _columns(X_future, "X_future")
+        if fut.shape[1] != self.n_covariates_ or len(fut) < needed:
+            raise InputError(
+                f"X_future must be ({needed} or more, {self.n_covariates_}), got {fut.shape}"
+            )
+        return self.covariate_scaler_.transform(fut)
+
+    @torch.no_grad()
+    def predict(self, horizon: int | None = None, y: Any = None, X: Any = None,
+                X_future: Any = None) -> np.ndarray:  # fmt: skip
+        """Forecast `horizon` steps (default: the trained horizon) after the training data,
+        or after y; returns (horizon,) or (horizon, n_series) in the units of y."""
+        check_is_fitted(self, "model_")
+        steps = self.horizon if horizon is None else _positive_int("horizon", horizon)
+        history, cov = self._history(y, X)
+        future = self._future(X_future, steps)
+        window = self._inputs(history, cov)  # (lookback, n_series + K)
+        device = next(self.model_.parameters()).device
+        blocks, done = [], 0
+        while done < steps:
+            x = window[None].copy()  # (1, lookback, n_series + K)
+            offset = self._offset(x)
+            x[:, :, : self.n_series_] -= offset
+            out = self.model_(torch.as_tensor(x, dtype=torch.float32, device=device))[0]
+            out = out.reshape(self.horizon, self.n_series_).double().cpu().numpy() + offset[0]
+            blocks.append(out)
+            done += self.horizon
+            if done < steps:  # feed the block back: forecasts (and their covariates) as history
+                fed = out
+                if future is not None:
+                    fed = np.concatenate([out, future[done - self.horizon : done]], axis=1)
+                window = np.concatenate([window, fed])[-self.lookback :]
+        forecast = self.scaler_.inverse_transform(np.concatenate(blocks)[:steps])
+        return forecast[:, 0] if self.series_ndim_ == 1 else forecast
+
+    def score(self, y: Any, X: Any = None) -> float:
+        """Minus the mean absolute error of the forecast of the len(y) steps after the
+        training data (y continues the training series; X holds its covariates)."""
+        truth = _columns(y, "y")
+        pred = self.predict(horizon=len(truth), X_future=X)
+        return -float(np.mean(np.abs(truth - pred.reshape(truth.shape))))

@@ -1,0 +1,109 @@
+"""One direction of one layer on our fused recurrence: what torch's kernels cannot compute.
+
+    1. the input projection of ALL steps as one matrix product (with LN_ih and every bias
+       that only adds: b_ih, and for the LSTM / RNN also b_hh and LN_hh's bias);
+    2. the recurrence as one autograd Function (lstm.py, gru.py, rnn.py) with explicit BPTT;
+    3. lengths as an update weight: a row past its length keeps its state (u = 0), the same
+       mechanism as zoneout, and its outputs are zeroed.
+
+Inside, time is the leading axis, so that each step's slices are contiguous blocks.
+Same results as the generic cell loop (tests compare them in float64 to 1e-10).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from deeprnn.kernels.gru import GRURecurrence
+from deeprnn.kernels.lstm import LSTMRecurrence
+from deeprnn.kernels.noise import Noise, Update
+from deeprnn.kernels.rnn import RNNRecurrence
+
+State = Tensor | tuple[Tensor, Tensor]
+
+
+def _update(update: Update, valid: Tensor | None, like: Tensor) -> Tensor | None:
+    """The step weights u (T, B, H or 1) of zoneout times the length mask; None for all 1."""
+    if update is None:
+        return valid
+    if isinstance(update, float):
+        full = like.new_full((1, 1, 1), update).expand(like.shape[0], like.shape[1], 1)
+        return full if valid is None else valid * update
+    return update if valid is None else update * valid
+
+
+def _input_part(cell: nn.Module, x: Tensor, scale: Tensor | None) -> Tensor:
+    """a_x (T, B, G*H) for all steps at once: [LN_ih](W_ih x) plus the additive biases,
+    times `scale` (G*H,) per row when given (exact: powers of two)."""
+    folds_hh = cell.kind != "gru"  # GRU: r multiplies a_h[n], so b_hh stays inside
+    bias = cell.bias_ih
+    if cell.bias and folds_hh:
+        bias = cell.bias_ih + cell.bias_hh
+    if not cell.layer_norm:
+        weight = cell.weight_ih
+        if scale is not None:
+            weight = weight * scale.unsqueeze(1)
+            bias = None if bias is None else bias * scale
+        return F.linear(x, weight, bias)
+    gamma, beta = cell.ln_ih.weight, cell.ln_ih.bias
+    if folds_hh:
+        beta = beta + cell.ln_hh.bias
+    if bias is not None:
+        beta = beta + bias
+    if scale is not None:
+        gamma, beta = gamma * scale, beta * scale
+    return F.layer_norm(F.linear(x, cell.weight_ih), beta.shape, gamma, beta, cell.ln_ih.eps)
+
+
+def _lstm_scale(cell: nn.Module, like: Tensor) -> Tensor:
+    """(4H,) 1 on the i, f, o rows, 2 on the g rows: `LSTMRecurrence` takes g doubled."""
+    scale = like.new_ones(4, cell.hidden_size)
+    scale[2] = 2.0
+    return scale.flatten()
+
+
+def fused_direction(
+    cell: nn.Module, x: Tensor, state: State, valid: Tensor | None, noise: Noise | None
+) -> tuple[Tensor, State]:
+    """Run `cell` forward over x (B, T, I) from `state`: (outputs (B, T, H), final state).
+
+    valid: (T, B, 1) 1.0 on real steps, 0.0 past each row's length; None when all are real.
+    noise: this direction's recurrent-dropout / zoneout masks (`Noise`), or None.
+    The outputs are a (B, T, H) view of a time-major tensor.
+    """
+    x = x.transpose(0, 1)  # (T, B, I)
+    noise = noise or Noise()
+    u_h = _update(noise.update_h, valid, x)
+    ln = cell.layer_norm
+    gamma_hh = cell.ln_hh.weight if ln else None
+    eps = cell.ln_hh.eps if ln else 0.0
+    if cell.kind == "lstm":
+        scale = _lstm_scale(cell, x)
+        a_x = _input_part(cell, x, scale)
+        weight_hh = cell.weight_hh
+        if ln:
+            gamma_hh = gamma_hh * scale
+        else:
+            weight_hh = weight_hh * scale.unsqueeze(1)
+        u_c = _update(noise.update_c, valid, x)
+        h0, c0 = state
+        gamma_c, beta_c = (cell.ln_c.weight, cell.ln_c.bias) if ln else (None, None)
+        h, h_last, c_last = LSTMRecurrence.apply(
+            a_x, h0, c0, weight_hh, gamma_hh, gamma_c, beta_c, noise.drop, u_h, u_c, eps
+        )
+        final = (h_last, c_last)
+        return (h if valid is None else h * valid).transpose(0, 1), final
+    a_x = _input_part(cell, x, None)
+    if cell.kind == "gru":
+        bias = cell.bias_hh
+        if ln:
+            bias = cell.ln_hh.bias if bias is None else cell.ln_hh.bias + bias
+        h, final = GRURecurrence.apply(
+            a_x, state, cell.weight_hh, bias, gamma_hh, noise.drop, u_h, eps
+        )
+    else:
+        h, final = RNNRecurrence.apply(
+            a_x, state, cell.weight_hh, gamma_hh, noise.drop, u_h, cell.nonlinearity, eps
+        )
+    return (h if valid is None else h * valid).transpose(0, 1), final

@@ -1,0 +1,106 @@
+"""Run directories: what `deeprnn train` writes and what evaluate / predict / generate read.
+
+RUN_DIR/
+  config.yaml      the resolved config (defaults filled in, overrides applied)
+  model/           the fitted estimator (safetensors weights + JSON, no pickle)
+  checkpoints/     training checkpoints (resume from here)
+  history.csv      every metric of every epoch
+  metrics.json     test metrics of the model and of the baselines
+  plots/*.png      training curves and the task's pictures
+  report.md        a short report with the final figures
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from deeprnn import plots
+from deeprnn.config import RunConfig
+from deeprnn.config_io import apply_overrides, from_dict, read_yaml, write_yaml
+from deeprnn.errors import InputError
+from deeprnn.estimators import RNNEstimator
+from deeprnn.tasks import Outcome, run_task
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), data: dict | None = None):
+    """A RunConfig from a YAML file (or a dict), with `key=value` overrides applied."""
+    raw = read_yaml(path) if path is not None else dict(data or {})
+    return from_dict(RunConfig, apply_overrides(raw, list(overrides)))
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.run_dir) if cfg.run_dir else Path("runs") / cfg.task
+
+
+def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, verbose: int = 1):
+    """Fit, score and report one run; returns (run_dir, estimator, outcome)."""
+    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+    _writable(run_dir)
+    write_yaml(cfg, run_dir / "config.yaml")
+    fixed = {"verbose": verbose, "checkpoint_dir": str(run_dir / "checkpoints"), "resume": resume}
+    est, outcome = run_task(cfg, run_dir, fixed)
+    est.save(run_dir / "model")
+    history = est.history_.to_dict() if getattr(est, "history_", None) is not None else {}
+    _write_history(history, run_dir / "history.csv")
+    if history.get("train_loss"):
+        outcome.plots.insert(0, plots.training_curves(history, run_dir / "plots" / "training.png"))
+    summary = {"task": cfg.task, "metrics": outcome.metrics, "baselines": outcome.baselines}
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (run_dir / "report.md").write_text(report(cfg, outcome, run_dir, history), encoding="utf-8")
+    return run_dir, est, outcome
+
+
+def _writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise InputError(f"cannot write the run directory {run_dir}: {err.strerror}") from err
+
+
+def _write_history(history: dict[str, list], path: Path) -> None:
+    keys = list(history)
+    n = max((len(v) for v in history.values()), default=0)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(keys)
+        for i in range(n):
+            writer.writerow(["" if history[k][i] is None else history[k][i] for k in keys])
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def report(cfg: RunConfig, outcome: Outcome, run_dir: Path, history: dict) -> str:
+    """The Markdown report: task, data, model vs baselines table, pictures, notes."""
+    source = cfg.data.dataset or cfg.data.path
+    names = list(outcome.metrics)
+    lines = [f"# deeprnn run: {cfg.task}", "", f"Data: `{source}`", ""]
+    if history.get("train_loss"):
+        lines += [f"Epochs trained: {len(history['train_loss'])}", ""]
+    lines += ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    rows = {"deeprnn": outcome.metrics, **outcome.baselines}
+    for model, values in rows.items():
+        lines.append(f"| {model} | " + " | ".join(_fmt(values.get(k, "")) for k in names) + " |")
+    lines.append("")
+    for picture in outcome.plots:
+        lines += [f"![{picture.stem}]({picture.relative_to(run_dir).as_posix()})", ""]
+    return "\n".join(lines + outcome.notes) + "\n"
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, RNNEstimator]:
+    """The config and fitted estimator of a finished run."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "model").is_dir():
+        raise InputError(
+            f"{run_dir} is not a finished run directory (it needs config.yaml and model/); "
+            "train one with `deeprnn train CONFIG.yaml`"
+        )
+    cfg = from_dict(RunConfig, read_yaml(run_dir / "config.yaml"))
+    return cfg, RNNEstimator.load(run_dir / "model")

@@ -1,0 +1,59 @@
+"""Pieces every task runner shares: the outcome record, test splits, estimator building."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeprnn.config import DataConfig
+from deeprnn.config_io import ConfigError, from_dict
+from deeprnn.errors import InputError
+
+
+@dataclass
+class Outcome:
+    """What a run reports: the model's test metrics, the baselines', pictures and notes."""
+
+    metrics: dict[str, float]  # the model on the held-out test part
+    baselines: dict[str, dict[str, float]]  # baseline name -> its metrics on the same part
+    plots: list[Path] = field(default_factory=list)  # PNG files written
+    notes: list[str] = field(default_factory=list)  # extra report lines (Markdown)
+
+
+def test_count(data: DataConfig, n: int) -> int:
+    """How many items (or steps) the test part holds: a fraction of n, or a count."""
+    k = int(data.test_size) if data.test_size >= 1 else int(round(n * data.test_size))
+    if not 1 <= k < n:
+        raise InputError(
+            f"data.test_size={data.test_size} leaves {k} of {n} items for testing; "
+            "it must leave at least one item on each side"
+        )
+    return k
+
+
+def estimator_for(cls: type, model: dict[str, Any], **fixed: Any):
+    """Build estimator `cls` from the config's `model` section, typed and checked.
+
+    Unknown keys and wrong types raise ConfigError naming `model.<key>`.
+    """
+    params = {**fixed, **model}
+    try:
+        return from_dict(cls, params, "model")
+    except ConfigError:
+        raise
+    except TypeError as err:
+        raise ConfigError(f"model: {err}") from err
+
+
+def stratified_split(y: np.ndarray, n_test: int, seed: int = 0):
+    """Train / test indices with every class on both sides where it has 2+ members."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    _, counts = np.unique(y, return_counts=True)
+    stratify = y if counts.min() >= 2 and n_test >= len(counts) else None
+    train, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=stratify)
+    return np.sort(train), np.sort(test)

@@ -1,0 +1,48 @@
+"""Task name -> runner, and the one entry point `run_task` the CLI calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from deeprnn.config import RunConfig
+from deeprnn.errors import InputError
+from deeprnn.tasks import classify, forecast, language
+from deeprnn.tasks.common import Outcome
+
+Runner = Callable[[RunConfig, Path, dict], tuple[object, Outcome]]
+
+TASK_RUNNERS: dict[str, Runner] = {
+    "forecast": forecast.run,
+    "sequence_classification": classify.run_sequences,
+    "sequence_regression": classify.run_regression,
+    "text_classification": classify.run_texts,
+    "char_lm": language.run,
+}
+
+EVALUATORS = {
+    "forecast": forecast.evaluate,
+    "sequence_classification": classify.evaluate,
+    "sequence_regression": classify.evaluate,
+    "text_classification": classify.evaluate,
+    "char_lm": language.evaluate,
+}
+
+
+def run_task(cfg: RunConfig, run_dir: Path, fixed: dict) -> tuple[object, Outcome]:
+    """Fit the task's estimator on the configured data and score it against baselines."""
+    return TASK_RUNNERS[cfg.task](cfg, run_dir, fixed)
+
+
+def evaluate_task(cfg: RunConfig, est) -> dict[str, float]:
+    """Metrics of a fitted estimator on the test part of the data `cfg` names."""
+    return EVALUATORS[cfg.task](cfg, est)
+
+
+def predict_file(cfg: RunConfig, est, path: Path, column: str | None = None) -> list[list]:
+    """Prediction rows (a header first) for the inputs in a user file."""
+    if cfg.task == "forecast":
+        return forecast.predict_file(est, path, column)
+    if cfg.task == "char_lm":
+        raise InputError("a language model does not predict files; use `deeprnn generate`")
+    return classify.predict_file(est, path, cfg.task)
