@@ -80,6 +80,8 @@ class RNNEstimator(BaseEstimator):
     seed: int = 0  # seeds weights, shuffling, dropout (and sampling, for generate)
     verbose: int = 0  # 0: silent; 1: a progress bar per epoch when stderr is a terminal
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" | "auto" (cuda when available)
+    checkpoint_dir: str | None = None  # write a training checkpoint here after every epoch
+    resume: bool = False  # continue from the last checkpoint in checkpoint_dir, if any
 
     # Learned attributes that save() writes to estimator.json besides the weights.
     _learned: ClassVar[tuple[str, ...]] = ()
@@ -154,7 +156,9 @@ class RNNEstimator(BaseEstimator):
             patience=python_value(self.patience) if val is not None else None,
             **config,
         )
-        self.history_ = fit(model, train, val, cfg, task)
+        self.history_ = fit(
+            model, train, val, cfg, task, run_dir=self.checkpoint_dir, resume=self.resume
+        )
         self.model_ = model.eval()
         self._spec = dict(spec)
 
