@@ -22,6 +22,7 @@ DEMO_CONFIG = {
         "wiring": "skip",
         "hidden_size": 32,
         "lookback": 24,
+        "log": True,
         "epochs": 150,
     },
 }

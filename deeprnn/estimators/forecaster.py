@@ -42,10 +42,11 @@ class Forecaster(RNNEstimator):
     `score(y, X=None)`: minus the mean absolute error of forecasting the len(y) steps that
     follow the training data (y is the continuation of the series, X its covariates), so
     greater is better and `GridSearchCV(..., cv=TimeSeriesSplit())` works on a series.
-    Args (besides RNNEstimator's): lookback, horizon, relative (default True: the network
-    sees each window minus its last value and forecasts changes from it, which carries
-    trends and level shifts beyond the training range; False suits stationary series whose
-    absolute level matters), pooling.
+    Args (besides RNNEstimator's): lookback, horizon, log (model log y and forecast exp of
+    it: for positive series whose seasonal swings grow with the level), relative (default
+    True: the network sees each window minus its last value and forecasts changes from it,
+    which carries trends and level shifts beyond the training range; False suits
+    stationary series whose absolute level matters), pooling.
     Learned: model_, scaler_, covariate_scaler_, n_series_, n_covariates_, last_window_,
     last_covariates_, history_.
     """
@@ -54,6 +55,7 @@ class Forecaster(RNNEstimator):
     horizon: int = 1  # steps forecast at once
     _: KW_ONLY
     relative: bool = True  # model changes from each window's last value (trending series)
+    log: bool = False  # model log(y): multiplicative seasonality / growth (y must be > 0)
     pooling: str = "last"  # "last" | "mean" | "attention"
     epochs: int = 200  # few windows per epoch, so more epochs than for whole sequences
 
@@ -74,10 +76,11 @@ class Forecaster(RNNEstimator):
                 "use a shorter lookback or horizon"
             )
         n_train = self._split_point(steps)
-        self.scaler_ = SeriesScaler().fit(series[:n_train])
+        model_space = self._to_model(series, "y")
+        self.scaler_ = SeriesScaler().fit(model_space[:n_train])
         self.covariate_scaler_ = None if cov is None else SeriesScaler().fit(cov[:n_train])
         self.n_series_, self.n_covariates_ = series.shape[1], 0 if cov is None else cov.shape[1]
-        target = self.scaler_.transform(series)
+        target = self.scaler_.transform(model_space)
         scaled_cov = None if cov is None else self.covariate_scaler_.transform(cov)
 
         def windows(start: int, stop: int, shuffle: bool) -> Loader:
@@ -131,6 +134,14 @@ class Forecaster(RNNEstimator):
             )
         return cov
 
+    def _to_model(self, series: np.ndarray, name: str) -> np.ndarray:
+        """The series as the network models it: log(series) when `log`, else unchanged."""
+        if not self.log:
+            return series
+        if (series <= 0).any():
+            raise InputError(f"log=True needs {name} > 0, but it holds {series.min():g}")
+        return np.log(series)
+
     def _offset(self, x: np.ndarray) -> np.ndarray:
         """(N, 1, n_series): what is taken off windows x (N, L, F) and their targets: with
         `relative`, each window's last value of every series; zeros otherwise."""
@@ -139,7 +150,7 @@ class Forecaster(RNNEstimator):
 
     def _inputs(self, series: np.ndarray, cov: np.ndarray | None) -> np.ndarray:
         """Scaled model inputs (T, n_series + K)."""
-        parts = [self.scaler_.transform(series)]
+        parts = [self.scaler_.transform(self._to_model(series, "y"))]
         if cov is not None:
             parts.append(self.covariate_scaler_.transform(cov))
         return np.concatenate(parts, axis=1)
@@ -216,6 +227,7 @@ class Forecaster(RNNEstimator):
                     fed = np.concatenate([out, future[done - self.horizon : done]], axis=1)
                 window = np.concatenate([window, fed])[-self.lookback :]
         forecast = self.scaler_.inverse_transform(np.concatenate(blocks)[:steps])
+        forecast = np.exp(forecast) if self.log else forecast
         return forecast[:, 0] if self.series_ndim_ == 1 else forecast
 
     def score(self, y: Any, X: Any = None) -> float:
