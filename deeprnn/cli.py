@@ -1,17 +1,22 @@
 """The `deeprnn` command: train | evaluate | predict | generate | datasets | demo | export.
 
-Errors in what the user gave (config, data, arguments) print one line and exit with code 2;
-`--debug` shows the traceback instead.
+Errors in what the user gave (config, data, arguments) and files that cannot be read or
+written print one line and exit with code 2; `--debug` shows the traceback instead. Ctrl-C
+during `train` / `demo` stops after the running batch, writes a checkpoint and exits with
+code 130 (`train --resume` continues); a second Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import sys
 
 from deeprnn.errors import DeepRNNError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 def _positive_int(text: str) -> int:
@@ -29,8 +34,18 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**63), got {value}")
     return value
 
 
@@ -48,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="where to write the run (default: config run_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--nproc", type=_positive_int, default=1, metavar="N",
+                   help="train data-parallel on N processes of this machine (DDP through "
+                        "torchrun; ignored inside torchrun)")  # fmt: skip
 
     p = sub.add_parser("evaluate", help="score a trained run on its test part or other data")
     p.add_argument("run_dir")
@@ -67,13 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=_positive_int, default=200, help="characters to generate")
     p.add_argument("--temperature", type=_positive_float, default=1.0)
     p.add_argument("--top-k", type=_positive_int, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=_seed, default=None)
 
     sub.add_parser("datasets", help="list the bundled datasets")
 
     p = sub.add_parser("demo", help="train a deep RNN on bundled data and compare to a baseline")
     p.add_argument("--run-dir", default="runs/demo")
     p.add_argument("--quick", action="store_true", help="a few epochs only (for tests)")
+
+    p = sub.add_parser("export", help="export a trained run's network to ONNX or TorchScript")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--output", help="file to write (default: RUN_DIR/export/model.onnx or .pt)")
+    p.add_argument("--no-lengths", dest="lengths", action="store_false",
+                   help="ONNX: no `lengths` input (every row uses all its steps)")  # fmt: skip
     return parser
 
 
@@ -81,15 +106,34 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `deeprnn` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `train --nproc` relaunches
     from deeprnn import commands  # heavy imports (torch) only after the arguments are fine
+    from deeprnn.train.interrupt import graceful_interrupt
 
+    training = args.command in ("train", "demo")
     try:
-        return getattr(commands, args.command)(args)
-    except (DeepRNNError, FileNotFoundError) as err:
+        with graceful_interrupt() if training else contextlib.nullcontext():
+            return getattr(commands, args.command)(args)
+    except KeyboardInterrupt as err:
         if args.debug:
             raise
-        print(f"deeprnn {args.command}: error: {err}", file=sys.stderr)
+        print(f"deeprnn {args.command}: interrupted{f': {err}' if str(err) else ''}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    except (DeepRNNError, OSError, UnicodeError) as err:
+        if args.debug:
+            raise
+        print(f"deeprnn {args.command}: error: {_describe(err)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, UnicodeDecodeError):
+        return (
+            f"a file is not valid {err.encoding} text ({err.reason} at byte {err.start}); "
+            "set data.encoding to the file's encoding, e.g. latin-1"
+        )
+    return str(err)
 
 
 if __name__ == "__main__":

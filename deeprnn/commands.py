@@ -7,10 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from deeprnn import runs
+from deeprnn import distributed, runs
 from deeprnn.config import DataConfig, RunConfig
 from deeprnn.data import list_datasets
 from deeprnn.errors import InputError
+from deeprnn.export import signature
 from deeprnn.tasks import Outcome, evaluate_task, predict_file
 
 DEMO_CONFIG = {
@@ -43,9 +44,15 @@ def _table(outcome: Outcome) -> str:
 
 def train(args) -> int:
     cfg = runs.load_config(args.config, args.overrides)
-    run_dir, _, outcome = runs.train(cfg, args.run_dir, args.resume, verbose=0 if args.quiet else 1)
-    print(_table(outcome))
-    print(f"\nrun written to {run_dir} (report: {run_dir / 'report.md'})")
+    if args.nproc > 1 and not distributed.launched():  # the config is fine: start the ranks
+        return distributed.relaunch(args.nproc, args.argv)
+    with distributed.session():  # under torchrun: join the process group; else nothing
+        main = distributed.is_main()
+        verbose = 0 if args.quiet or not main else 1
+        run_dir, _, outcome = runs.train(cfg, args.run_dir, args.resume, verbose=verbose)
+    if main:
+        print(_table(outcome))
+        print(f"\nrun written to {run_dir} (report: {run_dir / 'report.md'})")
     return 0
 
 
@@ -119,4 +126,21 @@ def demo(args) -> int:
     print("\ntest metrics (last 24 months), lower is better:")
     print(_table(outcome))
     print(f"\nplots and report in {run_dir}: " + ", ".join(p.name for p in outcome.plots))
+    return 0
+
+
+def export(args) -> int:
+    """Write the run's network as ONNX or TorchScript and describe its inputs and output."""
+    _, est = runs.load_run(args.run_dir)
+    suffix = {"onnx": "model.onnx", "torchscript": "model.pt"}[args.format]
+    path = Path(args.output) if args.output else Path(args.run_dir) / "export" / suffix
+    est.export(path, args.format, lengths=args.lengths)
+    meta = signature(est.model_, args.format, args.lengths)
+    print(f"{args.format} written to {path}")
+    for kind in ("inputs", "outputs"):
+        for t in meta[kind]:
+            optional = ", optional" if t.get("optional") else ""
+            shape = ", ".join(map(str, t["shape"]))
+            print(f"  {kind[:-1]} {t['name']}: ({shape}) {t['dtype']}{optional}")
+    print("  inputs are the network's: the estimator's scaling / tokenisation is not included")
     return 0

@@ -72,6 +72,10 @@ class TrainConfig:
     restore_best: bool = True  # with early stopping: fit ends with the best weights
     checkpoint_every: int = 1  # epochs between checkpoints (when fit has a run_dir)
     verbose: int = 1  # 0: silent; 1: a progress bar per epoch when stderr is a terminal
+    max_bad_steps: int | None = 10  # stop after this many skipped (non-finite) updates in a row
+    bad_step_lr_factor: float = 1.0  # multiply lr by this at every skipped update (1: keep it)
+    grad_norm_warning: float | None = 1e3  # warn (once an epoch) when a gradient norm exceeds it
+    keep_checkpoints: int = 1  # checkpoints kept in run_dir, the newest; older ones are pruned
 
 
 RUN_TASKS = (

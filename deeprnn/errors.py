@@ -32,8 +32,21 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
         raise InputError(f"{name} must be one of {choices}, got {value!r}")
 
 
-def check_sequence_batch(x: Any, name: str, features: int | None = None) -> Tensor:
-    """Check a batch-first float tensor (B, T, F) with finite values; return it."""
+class NotFittedError(InputError, RuntimeError):
+    """A method needs a fitted object (call `fit` first)."""
+
+
+class TrainingError(DeepRNNError):
+    """Training cannot go on: e.g. too many updates in a row with a non-finite loss."""
+
+
+def check_sequence_batch(
+    x: Any, name: str, features: int | None = None, dtype: torch.dtype | None = None
+) -> Tensor:
+    """Check a batch-first float tensor (B, T, F) with finite values; return it.
+
+    `dtype`, when given, is the dtype of the weights x meets (the same is required).
+    """
     if not isinstance(x, Tensor):
         raise InputTypeError(
             f"{name} must be a torch.Tensor (batch, time, features), got {type(x).__name__}"
@@ -46,6 +59,15 @@ def check_sequence_batch(x: Any, name: str, features: int | None = None) -> Tens
         )
     if not x.is_floating_point():
         raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise InputTypeError(
+            f"{name} has dtype {x.dtype} but the model's weights are {dtype}; convert one of "
+            f"them, e.g. {name}.to({dtype}) or model.to({x.dtype})"
+        )
+    if x.shape[1] == 0:
+        raise InputError(
+            f"{name} has 0 time steps (shape {tuple(x.shape)}); every sequence needs a step"
+        )
     if features is not None and x.shape[-1] != features:
         raise InputError(
             f"{name} has {x.shape[-1]} features (last axis) but the model expects {features}"

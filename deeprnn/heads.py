@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from deeprnn.errors import InputError, check_choice, check_lengths
+from deeprnn.errors import InputError, InputTypeError, check_choice, check_lengths
 
 POOLINGS = ("last", "mean", "attention", "every")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", None)
@@ -60,7 +60,10 @@ class Head(nn.Module):
         super().__init__()
         check_choice("pooling", pooling, POOLINGS)
         check_choice("activation", activation, OUTPUT_ACTIVATIONS)
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
+        sizes = [("in_features", in_features), ("out_features", out_features)]
+        if attention_size is not None:
+            sizes.append(("attention_size", attention_size))
+        for name, v in sizes:
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise InputError(f"{name} must be a positive int, got {v!r}")
         self.pooling = pooling
@@ -73,10 +76,13 @@ class Head(nn.Module):
 
     def pool(self, o: Tensor, lengths: Tensor | None = None) -> Tensor:
         """(B, T, F) -> (B, F), or (B, T, F) unchanged for "every"."""
-        if o.dim() != 3 or o.shape[-1] != self.linear.in_features:
-            raise InputError(
-                f"head input must be (batch, time, {self.linear.in_features}), got {tuple(o.shape)}"
-            )
+        # No NaN check here: o is the body's output, and training skips non-finite steps.
+        width, dtype = self.linear.in_features, self.linear.weight.dtype
+        if not isinstance(o, Tensor) or o.dim() != 3 or o.shape[-1] != width:
+            got = tuple(o.shape) if isinstance(o, Tensor) else type(o).__name__
+            raise InputError(f"head input must be (batch, time, {width}), got {got}")
+        if o.dtype != dtype:
+            raise InputTypeError(f"head input has dtype {o.dtype}; the head's weights are {dtype}")
         lengths = check_lengths(lengths, o.shape[0], o.shape[1])
         mask = valid_mask(lengths, o.shape[0], o.shape[1], o.device)  # (B, T)
         if self.pooling == "every":

@@ -68,6 +68,12 @@ def run_cell(
 
 
 _KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru}
+# One step of the same recurrence (what torch.nn.LSTMCell & co. call): far cheaper than the
+# sequence kernel for T = 1, the streaming `step`.
+_STEP_KERNELS = {
+    _VF.lstm: _VF.lstm_cell, _VF.gru: _VF.gru_cell,
+    _VF.rnn_tanh: _VF.rnn_tanh_cell, _VF.rnn_relu: _VF.rnn_relu_cell,
+}  # fmt: skip
 
 
 def _native_kernel(cell: nn.Module):
@@ -85,6 +91,7 @@ class RecurrentLayer(nn.Module):
     Call: `out, state = layer(x (B, T, I), state, lengths)`; out is (B, T, D*H) with the two
     directions concatenated (forward first). State: h or (h, c), each (B, H) or, when
     bidirectional, (2, B, H) (index 0 forward, 1 reverse), as in docs/semantics.md.
+    `recurrent_dropout` and `zoneout` are the cells' (see `deeprnn.kernels.noise`).
     """
 
     def __init__(
@@ -217,6 +224,11 @@ def _native_forward(
     kernel = _native_kernel(layer.cell)
     if kernel is None or not layer.native or not layer.torch_kernel:
         return None
+    if x.shape[1] == 1 and not layer.bidirectional and (lengths is None or bool(lengths.all())):
+        c = layer.cell
+        new = _STEP_KERNELS[kernel](x[:, 0], state, c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)
+        h = new[0] if isinstance(new, tuple) else new
+        return h.unsqueeze(1), new
     cells = layer.cells
     weights = [p for c in cells for p in (c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)]
     weights = [w for w in weights if w is not None]

@@ -22,6 +22,14 @@ class SequenceModel(nn.Module):
 
     def __init__(self, body: nn.Module, head: Head, embedding: nn.Embedding | None = None):
         super().__init__()
+        expected = {
+            "body": (body, nn.Module, "an nn.Module (DeepRNN, Parallel)"),
+            "head": (head, Head, "a deeprnn.Head"),
+            "embedding": (embedding, (nn.Embedding, type(None)), "nn.Embedding or None"),
+        }
+        for name, (value, kind, what) in expected.items():
+            if not isinstance(value, kind):
+                raise InputTypeError(f"{name} must be {what}, got {type(value).__name__}")
         width = getattr(body, "output_size", None)
         if width is not None and width != head.linear.in_features:
             raise InputError(

@@ -12,14 +12,17 @@ RUN_DIR/
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from deeprnn import plots
+from deeprnn import distributed, plots
 from deeprnn.config import RunConfig
-from deeprnn.config_io import apply_overrides, from_dict, read_yaml, write_yaml
+from deeprnn.config_io import ConfigError, apply_overrides, from_dict, read_yaml, write_yaml
 from deeprnn.errors import InputError
 from deeprnn.estimators import RNNEstimator
 from deeprnn.tasks import Outcome, run_task
@@ -27,20 +30,83 @@ from deeprnn.tasks import Outcome, run_task
 
 def load_config(path: str | Path | None, overrides: list[str] = (), data: dict | None = None):
     """A RunConfig from a YAML file (or a dict), with `key=value` overrides applied."""
-    raw = read_yaml(path) if path is not None else dict(data or {})
-    return from_dict(RunConfig, apply_overrides(raw, list(overrides)))
+    raw = read_yaml(path) if path is not None else {} if data is None else data
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping of keys to values, got {type(raw).__name__}")
+    return check_run_config(from_dict(RunConfig, apply_overrides(dict(raw), list(overrides))))
+
+
+# Estimator arguments that `train` sets itself: a config may not point them elsewhere.
+RESERVED_MODEL_KEYS = {
+    "checkpoint_dir": "checkpoints always go to RUN_DIR/checkpoints (set the run with --run-dir)",
+    "resume": "use `deeprnn train --resume`",
+    "verbose": "use `deeprnn train --quiet`",
+}
+
+
+def check_run_config(cfg: RunConfig) -> RunConfig:
+    """Raise ConfigError (naming the key) for values the dataclasses' types let through."""
+    data = cfg.data
+    if cfg.samples < 0:
+        raise ConfigError(f"samples: expected an int >= 0, got {cfg.samples}")
+    if not math.isfinite(data.test_size):
+        raise ConfigError(f"data.test_size: expected a finite number > 0, got {data.test_size}")
+    if data.season < 1:
+        raise ConfigError(
+            f"data.season: expected an int >= 1 (steps per season), got {data.season}"
+        )
+    try:
+        codecs.lookup(data.encoding)
+    except LookupError:
+        raise ConfigError(
+            f"data.encoding: unknown text encoding {data.encoding!r}; e.g. 'utf-8', 'latin-1', "
+            "'cp1252'"
+        ) from None
+    for key, hint in RESERVED_MODEL_KEYS.items():
+        if key in cfg.model:
+            raise ConfigError(f"model.{key}: set by deeprnn train, not by the config; {hint}")
+    return cfg
+
+
+def inside(root: Path, *names: str) -> Path:
+    """`root / name / ...` for plain file names only: no separators, no "..", not absolute,
+    so a name built from a config value cannot write outside `root`."""
+    for name in names:
+        name = str(name)
+        bad = not name or name in (".", "..") or any(c in name for c in "/\\\0")
+        if bad or Path(name).is_absolute():
+            raise InputError(f"{name!r} is not a plain file name inside {root}")
+    return root.joinpath(*names)
+
+
+def _relative(path: Path, run_dir: Path) -> str:
+    """`path` relative to `run_dir`; raises if it lies outside (a task wrote elsewhere)."""
+    try:
+        rel = Path(path).resolve().relative_to(Path(run_dir).resolve())
+    except ValueError:
+        raise InputError(f"{path} lies outside the run directory {run_dir}") from None
+    return rel.as_posix()
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
-    return Path(cfg.run_dir) if cfg.run_dir else Path("runs") / cfg.task
+    return Path(cfg.run_dir) if cfg.run_dir else inside(Path("runs"), cfg.task)
 
 
 def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, verbose: int = 1):
-    """Fit, score and report one run; returns (run_dir, estimator, outcome)."""
+    """Fit, score and report one run; returns (run_dir, estimator, outcome).
+
+    In a data-parallel run (`deeprnn.distributed`) every rank trains and scores, but rank 0
+    alone writes the run directory: the others draw the task's pictures into a temporary
+    directory that is then removed.
+    """
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+    fixed = {"verbose": verbose, "checkpoint_dir": str(run_dir / "checkpoints"), "resume": resume}
+    if not distributed.is_main():
+        with tempfile.TemporaryDirectory(prefix="deeprnn-rank-") as scratch:
+            est, outcome = run_task(cfg, Path(scratch), fixed)
+        return run_dir, est, outcome
     _writable(run_dir)
     write_yaml(cfg, run_dir / "config.yaml")
-    fixed = {"verbose": verbose, "checkpoint_dir": str(run_dir / "checkpoints"), "resume": resume}
     est, outcome = run_task(cfg, run_dir, fixed)
     est.save(run_dir / "model")
     history = est.history_.to_dict() if getattr(est, "history_", None) is not None else {}
@@ -90,7 +156,7 @@ def report(cfg: RunConfig, outcome: Outcome, run_dir: Path, history: dict) -> st
         lines.append(f"| {model} | " + " | ".join(_fmt(values.get(k, "")) for k in names) + " |")
     lines.append("")
     for picture in outcome.plots:
-        lines += [f"![{picture.stem}]({picture.relative_to(run_dir).as_posix()})", ""]
+        lines += [f"![{picture.stem}]({_relative(picture, run_dir)})", ""]
     return "\n".join(lines + outcome.notes) + "\n"
 
 
@@ -102,5 +168,5 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RNNEstimator]:
             f"{run_dir} is not a finished run directory (it needs config.yaml and model/); "
             "train one with `deeprnn train CONFIG.yaml`"
         )
-    cfg = from_dict(RunConfig, read_yaml(run_dir / "config.yaml"))
+    cfg = check_run_config(from_dict(RunConfig, read_yaml(run_dir / "config.yaml")))
     return cfg, RNNEstimator.load(run_dir / "model")

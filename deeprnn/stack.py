@@ -78,6 +78,9 @@ def build_config(
     check_choice("outputs", options.get("outputs", "top"), OUTPUT_MODES)
     if options.get("between") is not None:
         check_choice("between", options["between"], BETWEEN_ACTIVATIONS)
+    for flag in ("residual", "layer_norm", "bidirectional", "bias"):
+        if not isinstance(options.get(flag, False), bool):
+            raise InputTypeError(f"{flag} must be True or False, got {options[flag]!r}")
     dropout = options.get("dropout", 0.0)
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise InputError(f"dropout must be a float in [0, 1), got {dropout!r}")
@@ -203,7 +206,7 @@ class DeepRNN(nn.Module):
         self, x: Tensor, state: list[State] | None = None, lengths: Tensor | None = None
     ) -> tuple[Tensor, list[State]]:
         c = self.config
-        x = check_sequence_batch(x, "x", c.input_size)
+        x = check_sequence_batch(x, "x", c.input_size, next(self.parameters()).dtype)
         lengths = check_lengths(lengths, x.shape[0], x.shape[1])
         state = self._check_state(state, x)
         mask = None
@@ -261,13 +264,17 @@ class DeepRNN(nn.Module):
             got = s if isinstance(s, tuple) else (s,)
             want = expected if isinstance(expected, tuple) else (expected,)
             if len(got) != len(want) or any(
-                not isinstance(g, Tensor) or g.shape != w.shape for g, w in zip(got, want)
+                not isinstance(g, Tensor) or g.shape != w.shape or g.dtype != w.dtype
+                for g, w in zip(got, want)
             ):
                 shapes = [tuple(w.shape) for w in want]
-                seen = [tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__ for g in got]
+                seen = [(tuple(g.shape), g.dtype) if isinstance(g, Tensor) else type(g).__name__
+                        for g in got]  # fmt: skip
                 raise InputError(
                     f"state[{i}] must be {'(h, c)' if len(want) == 2 else 'h'} with shape(s) "
-                    f"{shapes} for layer {i} ({layer.cell.kind}), got "
+                    f"{shapes} and dtype {want[0].dtype} for layer {i} ({layer.cell.kind}), got "
                     f"{seen}"
                 )
+            if not all(bool(torch.isfinite(g).all()) for g in got):
+                raise InputError(f"state[{i}] contains NaN or inf")
         return list(state)

@@ -6,6 +6,7 @@ own longest sequence; bucketing by length makes that shorter still.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,6 +92,8 @@ def pad_batch(seqs: Any, value: float = 0) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         x (N, T_max, F) or (N, T_max), keeping the input dtype, and lengths (N,) int64.
     """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputTypeError(f"value must be a number, got {type(value).__name__} {value!r}")
     return _pad(_sequence_list(seqs, "seqs"), value)
 
 
@@ -176,8 +179,10 @@ def batches(
         An iterator of x (B, T_b, F) or (B, T_b) padded with 0 to the batch's longest row,
         lengths (B,) int64, and y for those rows (or None).
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InputError(f"seed must be an int >= 0, got {seed!r}")
     X, y = (a.detach().cpu().numpy() if isinstance(a, Tensor) else a for a in (X, y))
     if lengths is not None:
         if not isinstance(X, np.ndarray) or X.ndim not in (2, 3):
@@ -204,6 +209,11 @@ def batches(
             raise InputError("y is ragged; pass per_step=True for per-step targets") from err
         if targets.dtype.kind not in "biuf":
             raise InputTypeError(f"y holds {targets.dtype} values; expected numbers")
+        if targets.ndim == 0:
+            raise InputError(f"y must hold one target per sequence, got a scalar {y!r}")
+        if targets.dtype.kind == "f" and not np.isfinite(targets).all():
+            row = int(np.argwhere(~np.isfinite(targets))[0][0])
+            raise InputError(f"y contains NaN or inf at row {row}")
     if targets is not None and len(targets) != len(seqs):
         raise InputError(f"y has {len(targets)} entries but X has {len(seqs)} sequences")
     lens = np.array([len(a) for a in seqs], dtype=np.int64)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from deeprnn.errors import InputError
+from deeprnn.errors import InputError, InputTypeError
 
 _FILES = files(__package__).joinpath("files")
 
@@ -146,6 +146,9 @@ def _waves(seed: int, part: int, n: int) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def _waveforms(n_train: int = 600, n_test: int = 200, seed: int = 0) -> dict[str, Any]:
+    for name, value, least in (("n_train", n_train, 1), ("n_test", n_test, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise InputError(f"waveforms: {name} must be an int >= {least}, got {value!r}")
     X_train, y_train = _waves(seed, 0, n_train)
     X_test, y_test = _waves(seed, 1, n_test)
     return {
@@ -247,6 +250,8 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     Returns:
         A Dataset (dict with attribute access) holding the data and its record.
     """
+    if not isinstance(name, str):
+        raise InputTypeError(f"name must be a str, got {type(name).__name__} {name!r}")
     if name not in _REGISTRY:
         close = [n for n in _REGISTRY if n.startswith(str(name))]
         close = close or difflib.get_close_matches(str(name), _REGISTRY, n=1)

@@ -6,8 +6,11 @@ without opening a debugger.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +24,15 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching `pd` to No
     pd = None
 
 PathLike = str | os.PathLike
+
+
+def _check_encoding(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise InputError(
+            f"encoding must name a text encoding (e.g. 'utf-8', 'latin-1'), got {encoding!r}"
+        ) from None
 
 
 def _read_rows(path: Path, delimiter: str, encoding: str) -> list[list[str]]:
@@ -79,10 +91,20 @@ def load_csv(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such CSV file: {path}")
+    _check_encoding(encoding)
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise InputError(f"delimiter must be one character, got {delimiter!r}")
+    if isinstance(columns, str):
+        raise InputTypeError(f"columns must be a list of column names, got one str {columns!r}")
+    try:
+        if np.dtype(dtype).kind != "f":
+            raise TypeError
+    except TypeError:
+        raise InputTypeError(f"dtype must be a float dtype, got {dtype!r}") from None
     try:
         rows = _read_rows(path, delimiter, encoding)
     except UnicodeDecodeError as err:
-        raise _decode_error(path, encoding, err) from err
+        raise decode_error(path, encoding, err) from err
     if not rows:
         raise InputError(f"{path} is empty; expected a header row and data rows")
     # Spreadsheet exports often start with a byte-order mark, which would hide the first name.
@@ -130,10 +152,17 @@ def _numeric_column(
                 f"{path}: data row {k + 1}, column {name!r} holds {cell!r}, which is not a "
                 f"number{hint}"
             ) from None
+        if not np.isfinite(out[k]) and not (allow_missing and np.isnan(out[k])):
+            raise InputError(
+                f"{path}: data row {k + 1}, column {name!r} holds {cell!r}, which is not a "
+                "finite number"
+                + ("" if allow_missing else "; pass allow_missing=True to read NaN as missing")
+            )
     return out
 
 
-def _decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> InputError:
+def decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> InputError:
+    """The InputError for a file that is not valid `encoding` text."""
     return InputError(
         f"{path} is not valid {encoding} text (byte {err.object[err.start : err.start + 1]!r} "
         f"at position {err.start}); pass the file's real encoding, e.g. encoding='latin-1' "
@@ -146,10 +175,11 @@ def load_text_file(path: PathLike, encoding: str = "utf-8") -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such text file: {path}")
+    _check_encoding(encoding)
     try:
         return path.read_text(encoding=encoding)
     except UnicodeDecodeError as err:
-        raise _decode_error(path, encoding, err) from err
+        raise decode_error(path, encoding, err) from err
 
 
 def load_text_folder(
@@ -166,6 +196,7 @@ def load_text_folder(
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no such folder: {path}")
+    _check_encoding(encoding)
     folders = sorted(p for p in path.iterdir() if p.is_dir())
     if not folders:
         raise InputError(f"{path} has no subfolders; expected one subfolder per label")
@@ -203,11 +234,15 @@ def load_numpy(
                 raise InputError(f"{path} has no array {x_key!r}; its arrays are {keys}")
             X = archive[x_key]
             y = archive[y_key] if y_key is not None and y_key in keys else None
+    except InputError:
+        raise
     except ValueError as err:
         if "pickle" not in str(err):
-            raise
+            raise InputError(f"{path}: not a valid NumPy {path.suffix} file ({err})") from err
         raise InputTypeError(
             f"{path} holds Python objects (e.g. a ragged object array), which are not loaded "
             "for safety; save numeric arrays instead, e.g. padded X plus a lengths array"
         ) from err
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise InputError(f"{path}: not a valid NumPy {path.suffix} file ({err})") from err
     return X, y

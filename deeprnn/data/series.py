@@ -6,11 +6,12 @@ transform every part, then `make_windows` on each part. Nothing here shuffles ti
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
-from deeprnn.errors import InputError, InputTypeError
+from deeprnn.errors import InputError, InputTypeError, NotFittedError
 
 
 def _as_series(x: Any, name: str) -> np.ndarray:
@@ -23,11 +24,22 @@ def _as_series(x: Any, name: str) -> np.ndarray:
         raise InputTypeError(f"{name} holds {a.dtype} values; expected numbers")
     if a.ndim not in (1, 2):
         raise InputError(f"{name} must have shape (T,) or (T, C), got {a.shape}")
+    if len(a) == 0 or a.size == 0:
+        raise InputError(f"{name} is empty (shape {a.shape}); expected at least one step")
     a = a.astype(np.float64, copy=False)
     if not np.isfinite(a).all():
         step = int(np.argwhere(~np.isfinite(a))[0][0])
         raise InputError(f"{name} contains NaN or inf at step {step}; fill or drop it first")
     return a
+
+
+def _floats(x: Any, name: str) -> np.ndarray:
+    """x as a float64 array, or InputError / InputTypeError naming `name`."""
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        kind = InputError if isinstance(err, ValueError) else InputTypeError
+        raise kind(f"{name} must be a numeric array, got {type(x).__name__}: {err}") from None
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -60,6 +72,11 @@ def make_windows(
     Returns:
         X (N, lookback, C [+ K]) and Y (N, horizon) for a (T,) series or (N, horizon, C).
     """
+    try:
+        if np.dtype(dtype).kind != "f":
+            raise TypeError
+    except TypeError:
+        raise InputTypeError(f"dtype must be a float dtype, got {dtype!r}") from None
     values = _as_series(series, "series")
     lookback = _positive_int("lookback", lookback)
     horizon = _positive_int("horizon", horizon)
@@ -85,7 +102,7 @@ def make_windows(
 
 def _split_sizes(n: int, val: float, test: float) -> tuple[int, int, int]:
     for name, frac in (("val", val), ("test", test)):
-        if not 0 <= frac < 1:
+        if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 <= frac < 1:
             raise InputError(f"{name} must be a fraction in [0, 1), got {frac!r}")
     # A requested part is never rounded away to nothing.
     n_val = max(int(round(n * val)), 1 if val > 0 else 0)
@@ -137,20 +154,26 @@ class SeriesScaler:
 
     def fit(self, x: Any) -> SeriesScaler:
         """Learn `mean_` and `scale_` (C,) from training data only; returns self."""
-        a = np.asarray(x, dtype=np.float64)
+        a = _floats(x, "SeriesScaler.fit")
         if a.size == 0:
             raise InputError("cannot fit SeriesScaler on an empty array")
         if not np.isfinite(a).all():
             raise InputError("SeriesScaler.fit got NaN or inf; fill or drop them first")
-        flat = a.reshape(-1, 1) if a.ndim == 1 else a.reshape(-1, a.shape[-1])
-        self.mean_ = flat.mean(axis=0) if self.with_mean else np.zeros(flat.shape[1])
-        std = flat.std(axis=0)
+        flat = a.reshape(-1, 1) if a.ndim <= 1 else a.reshape(-1, a.shape[-1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.mean_ = flat.mean(axis=0) if self.with_mean else np.zeros(flat.shape[1])
+            std = flat.std(axis=0)
+        if not (np.isfinite(self.mean_).all() and np.isfinite(std).all()):
+            raise InputError(
+                "SeriesScaler.fit: the values are too large for their mean and standard "
+                f"deviation to be finite (largest |value| {np.abs(flat).max():.3g})"
+            )
         self.scale_ = np.where(std > 0, std, 1.0) if self.with_std else np.ones(flat.shape[1])
         return self
 
     def _stats(self, x: np.ndarray, channel: int | None) -> tuple[np.ndarray, np.ndarray]:
         if not hasattr(self, "mean_"):
-            raise RuntimeError("SeriesScaler is not fitted; call fit(train) first")
+            raise NotFittedError("SeriesScaler is not fitted; call fit(train) first")
         if channel is not None:
             return self.mean_[channel], self.scale_[channel]
         channels = len(self.mean_)
@@ -163,13 +186,13 @@ class SeriesScaler:
 
     def transform(self, x: Any, channel: int | None = None) -> np.ndarray:
         """(x - mean_) / scale_, per channel (or with channel `channel`'s statistics)."""
-        a = np.asarray(x, dtype=np.float64)
+        a = _floats(x, "x")
         mean, scale = self._stats(a, channel)
         return (a - mean) / scale
 
     def inverse_transform(self, x: Any, channel: int | None = None) -> np.ndarray:
         """x * scale_ + mean_; `channel=k` undoes the scaling of a forecast of channel k."""
-        a = np.asarray(x, dtype=np.float64)
+        a = _floats(x, "x")
         mean, scale = self._stats(a, channel)
         return a * scale + mean
 

@@ -6,6 +6,7 @@ The workflow: `Tokenizer().tokenize(text)` per document, `Vocabulary.build(token
 
 from __future__ import annotations
 
+import numbers
 import re
 import string
 from collections import Counter
@@ -76,7 +77,12 @@ class Vocabulary:
     unk_id = 1
 
     def __init__(self, tokens: Sequence[str]):
+        if isinstance(tokens, str) or not hasattr(tokens, "__iter__"):
+            raise InputTypeError(f"tokens must be a list of str, got {type(tokens).__name__}")
         tokens = list(tokens)
+        bad = next((t for t in tokens if not isinstance(t, str)), None)
+        if bad is not None:
+            raise InputTypeError(f"vocabulary tokens must be str, got {type(bad).__name__} {bad!r}")
         if tokens[:2] != [PAD, UNK]:
             raise InputError(f"a vocabulary must start with [{PAD!r}, {UNK!r}], got {tokens[:2]}")
         if len(set(tokens)) != len(tokens):
@@ -112,12 +118,26 @@ class Vocabulary:
                 "token_lists must be a list of token lists, got one str; "
                 "tokenize each document first"
             )
+        if not hasattr(token_lists, "__iter__"):
+            raise InputTypeError(
+                f"token_lists must be a list of token lists, got {type(token_lists).__name__}"
+            )
         counts: Counter[str] = Counter()
         for i, tokens in enumerate(token_lists):
             if isinstance(tokens, str):
                 raise InputTypeError(
                     f"token_lists[{i}] is a str; pass lists of tokens, e.g. "
                     "[Tokenizer().tokenize(t) for t in texts]"
+                )
+            if not hasattr(tokens, "__iter__"):
+                raise InputTypeError(
+                    f"token_lists[{i}] must be a list of str tokens, got {type(tokens).__name__}"
+                )
+            tokens = list(tokens)
+            bad = next((t for t in tokens if not isinstance(t, str)), None)
+            if bad is not None:
+                raise InputTypeError(
+                    f"token_lists[{i}] holds {type(bad).__name__} {bad!r}; tokens must be str"
                 )
             counts.update(tokens)
         kept = [t for t, c in counts.most_common() if c >= min_freq and t not in (PAD, UNK)]
@@ -140,13 +160,22 @@ class Vocabulary:
                 "(Tokenizer(level='char').tokenize(text) for characters)"
             )
         get = self.token_to_id.get
-        return [get(t, self.unk_id) for t in tokens]
+        try:
+            return [get(t, self.unk_id) for t in tokens]
+        except TypeError as err:  # not iterable, or an unhashable token
+            raise InputTypeError(f"encode expects a list of str tokens: {err}") from None
 
     def decode(self, ids: Iterable[int], skip_pad: bool = True) -> list[str]:
         """Tokens of a list of ids; `<pad>` ids are dropped unless `skip_pad=False`."""
         out = []
         size = len(self.id_to_token)
-        for i in np.asarray(ids, dtype=np.int64).ravel().tolist():
+        try:
+            ids = np.asarray(ids)
+        except ValueError as err:
+            raise InputError(f"ids must be a list of ints, ragged or not numeric: {err}") from None
+        if ids.size and ids.dtype.kind not in "iu":
+            raise InputTypeError(f"ids must be integers, got dtype {ids.dtype}")
+        for i in ids.ravel().tolist():
             if not 0 <= i < size:
                 raise InputError(f"id {i} is outside the vocabulary (0 .. {size - 1})")
             if skip_pad and i == self.pad_id:
@@ -201,6 +230,15 @@ def pad_sequences(
     check_choice("truncating", truncating, ("pre", "post"))
     if maxlen is not None and (not isinstance(maxlen, (int, np.integer)) or maxlen < 0):
         raise InputError(f"maxlen must be None or an int >= 0, got {maxlen!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputTypeError(f"value must be a number, got {type(value).__name__} {value!r}")
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise InputTypeError(f"dtype must be a NumPy dtype, got {dtype!r}") from None
+    if isinstance(seqs, str) or not hasattr(seqs, "__iter__"):
+        raise InputTypeError(f"seqs must be a list of sequences, got {type(seqs).__name__}")
     arrays = []
     for i, s in enumerate(seqs):
         try:

@@ -8,7 +8,9 @@ sequences, builds [embedding] -> DeepRNN -> Head as a `SequenceModel`, trains it
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,10 +23,12 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from deeprnn.config import TrainConfig
+from deeprnn.config_io import ConfigError, _coerce
 from deeprnn.data.text import Vocabulary
 from deeprnn.errors import InputError, check_choice
 from deeprnn.estimators import persist
 from deeprnn.estimators.inputs import Loader, python_value, take
+from deeprnn.export import export as export_model
 from deeprnn.heads import Head
 from deeprnn.model import SequenceModel
 from deeprnn.stack import DeepRNN
@@ -98,6 +102,19 @@ class RNNEstimator(BaseEstimator):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(f"device={self.device!r} but no CUDA GPU is available; use 'cpu'")
         return device
+
+    def _check_params(self) -> None:
+        """Raise ConfigError naming the argument for a value of the wrong type, and for the
+        ranges checked before training starts (every fit calls this first)."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            if f.init:
+                _coerce(hints[f.name], python_value(getattr(self, f.name)), f.name)
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: expected an int >= 1, got {self.batch_size}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed: expected an int in [0, 2**32), got {self.seed}")
+        self._validation_fraction()
 
     def _pooling(self) -> str:
         """The `pooling` argument of estimators with one output per sequence, checked."""
@@ -193,6 +210,13 @@ class RNNEstimator(BaseEstimator):
         `model.safetensors`, class, arguments and learned attributes in `estimator.json`."""
         check_is_fitted(self, "model_")
         return persist.write(Path(path), self)
+
+    def export(self, path: str | os.PathLike, format: str = "onnx", lengths: bool = True) -> Path:
+        """Write the fitted network to the file `path` as "onnx" or "torchscript", batch and
+        time dynamic (`deeprnn.export.export`). It takes what the network takes: inputs after
+        the estimator's scaling / tokenisation, and gives the activated head output."""
+        check_is_fitted(self, "model_")
+        return export_model(self.model_, path, format, lengths=lengths)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> RNNEstimator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,10 @@ from deeprnn.estimators.inputs import (
 )
 
 
+class UnknownTokensWarning(UserWarning):
+    """Texts to predict hold no token the fitted vocabulary knows."""
+
+
 class _LabelsSequences(ClassifierMixin):
     """fit / predict / predict_proba / score of one label per sequence (softmax head).
 
@@ -31,6 +36,7 @@ class _LabelsSequences(ClassifierMixin):
     def fit(self, X: Any, y: Any):
         """Learn from sequences X and one label per sequence y (any hashable values);
         returns self. Sets model_, classes_, history_ and the input attributes."""
+        self._check_params()
         seqs = self._encode_inputs(X, fitting=True)
         self.classes_, codes = fit_labels(y, len(seqs))
         spec = {**self._input_spec(), "n_outputs": len(self.classes_),
@@ -107,7 +113,23 @@ class TextClassifier(_LabelsSequences, RNNEstimator):
         tokenizer = Tokenizer(self.level, self.lower, self.strip_punctuation)
         tokens = [tokenizer.tokenize(t) for t in check_texts(X)]
         if fitting:
+            if not any(tokens):
+                raise InputError(f"X holds no tokens at all: every text is empty for {tokenizer}")
             self.vocab_ = Vocabulary.build(tokens, self.min_freq, self.max_size)
+            if len(self.vocab_) <= 2:
+                raise InputError(
+                    f"no token is seen min_freq = {self.min_freq} times in X, so the vocabulary "
+                    "is empty and every text would read as <unk>; lower min_freq"
+                )
+        else:
+            unknown = sum(1 for t in tokens if all(w not in self.vocab_ for w in t))
+            if unknown:
+                warnings.warn(
+                    f"{unknown} of {len(tokens)} texts have no token the vocabulary knows; "
+                    "their predictions rest on <unk> alone",
+                    UnknownTokensWarning,
+                    stacklevel=4,
+                )
         return encode_tokens(self.vocab_, tokens, self.max_len)
 
     def _input_spec(self) -> dict[str, Any]:

@@ -64,6 +64,7 @@ class Forecaster(RNNEstimator):
 
     def fit(self, y: Any, X: Any = None) -> Forecaster:
         """Learn from the series y (and covariates X); returns self."""
+        self._check_params()
         lookback = _positive_int("lookback", self.lookback)
         horizon = _positive_int("horizon", self.horizon)
         self.series_ndim_ = np.ndim(y)

@@ -70,6 +70,8 @@ def label_list(y: Any, name: str = "y") -> list:
             raise InputTypeError(
                 f"{name}[{i}] = {v!r:.60} is not hashable; labels must be ints, strings, tuples..."
             ) from None
+        if v is None or (isinstance(v, float) and v != v):
+            raise InputError(f"{name}[{i}] is {v!r}, a missing label; drop or fill it first")
     return labels
 
 
@@ -155,6 +157,12 @@ class FloatSequences:
             )
         if self.input_scaler_ is not None:
             seqs = [self.input_scaler_.transform(s) for s in seqs]
+        big = max(float(np.abs(s).max()) for s in seqs)
+        if big > float(np.finfo(np.float32).max):
+            raise InputError(
+                f"X holds values up to {big:.3g} (after scaling), beyond float32's range; "
+                "rescale the features"
+            )
         return [s.astype(np.float32) for s in seqs]
 
     def _input_spec(self) -> dict[str, Any]:

@@ -86,6 +86,7 @@ class CharLanguageModel(RNNEstimator):
 
     def fit(self, X: Any, y: Any = None) -> CharLanguageModel:
         """Learn from the text X (y is ignored); returns self."""
+        self._check_params()
         if self.bidirectional:
             raise InputError("a language model reads left to right; bidirectional must be False")
         bptt = _positive_int("bptt_steps", self.bptt_steps)
@@ -146,11 +147,18 @@ class CharLanguageModel(RNNEstimator):
         ids = self._encode(prompt, "prompt")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise InputError(f"n must be an int >= 0, got {n!r}")
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise InputError(f"temperature must be a float > 0, got {temperature!r}")
+        if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                or not 0 < temperature < float("inf")):  # fmt: skip
+            raise InputError(f"temperature must be a float > 0 and finite, got {temperature!r}")
         if top_k is not None:
             top_k = _positive_int("top_k", top_k)
         seed = self.seed if random_state is None else random_state
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, (int, np.integer))
+            or not (0 <= seed < 2**63)
+        ):
+            raise InputError(f"random_state must be None or an int in [0, 2**63), got {seed!r}")
         g = torch.Generator().manual_seed(int(seed))
         device = next(self.model_.parameters()).device
         state = None

@@ -111,7 +111,7 @@ def read(path: Path, cls: type, device: str | None, root: type) -> Any:
         raise CheckpointError(f"{path}: not a saved deeprnn estimator (it has no {META})")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise CheckpointError(f"{meta_path}: unreadable estimator file ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: not a deeprnn estimator file (no format {FORMAT!r})")
@@ -132,7 +132,10 @@ def read(path: Path, cls: type, device: str | None, root: type) -> Any:
         est = klass(**decode(meta["params"]))
         if device is not None:
             est.set_params(device=device)
+        allowed = {"history_", *klass._learned}
         for key, value in meta["learned"].items():
+            if key not in allowed:  # only learned attributes, never methods or internals
+                raise KeyError(f"learned attribute {key!r} is not one of {sorted(allowed)}")
             setattr(est, key, decode(value))
         spec = decode(meta["model"])
         model = est._build_model(**spec)

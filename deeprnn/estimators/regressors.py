@@ -53,6 +53,7 @@ class SequenceRegressor(RegressorMixin, FloatSequences, RNNEstimator):
 
     def fit(self, X: Any, y: Any) -> SequenceRegressor:
         """Learn from sequences X and targets y; returns self."""
+        self._check_params()
         seqs = self._encode_inputs(X, fitting=True)
         targets = check_targets(y, len(seqs))
         self.target_ndim_ = targets.ndim
@@ -70,3 +71,11 @@ class SequenceRegressor(RegressorMixin, FloatSequences, RNNEstimator):
         scaled = self._outputs(self._encode_inputs(X, fitting=False))
         out = self.target_scaler_.inverse_transform(scaled)
         return out[:, 0] if self.target_ndim_ == 1 else out
+
+    def score(self, X: Any, y: Any, sample_weight=None) -> float:
+        """R^2 of the predictions for X against y (finite targets, one row per sequence)."""
+        from sklearn.metrics import r2_score
+
+        pred = self.predict(X)
+        truth = check_targets(y, len(pred)).reshape(pred.shape)
+        return float(r2_score(truth, pred, sample_weight=sample_weight))

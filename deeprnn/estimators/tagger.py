@@ -108,6 +108,7 @@ class SequenceTagger(FloatSequences, RNNEstimator):
 
     def fit(self, X: Any, y: Any) -> SequenceTagger:
         """Learn from sequences X and their per-step labels y; returns self."""
+        self._check_params()
         seqs = self._encode_inputs(X, fitting=True)
         tags = _tag_lists(y, seqs)
         flat = [t for seq in tags for t in seq]

@@ -75,35 +75,39 @@ def fused_direction(
     x = x.transpose(0, 1)  # (T, B, I)
     noise = noise or Noise()
     u_h = _update(noise.update_h, valid, x)
-    ln = cell.layer_norm
-    gamma_hh = cell.ln_hh.weight if ln else None
-    eps = cell.ln_hh.eps if ln else 0.0
-    if cell.kind == "lstm":
-        scale = _lstm_scale(cell, x)
-        a_x = _input_part(cell, x, scale)
-        weight_hh = cell.weight_hh
-        if ln:
-            gamma_hh = gamma_hh * scale
-        else:
-            weight_hh = weight_hh * scale.unsqueeze(1)
-        u_c = _update(noise.update_c, valid, x)
-        h0, c0 = state
-        gamma_c, beta_c = (cell.ln_c.weight, cell.ln_c.bias) if ln else (None, None)
-        h, h_last, c_last = LSTMRecurrence.apply(
-            a_x, h0, c0, weight_hh, gamma_hh, gamma_c, beta_c, noise.drop, u_h, u_c, eps
-        )
-        final = (h_last, c_last)
-        return (h if valid is None else h * valid).transpose(0, 1), final
-    a_x = _input_part(cell, x, None)
-    if cell.kind == "gru":
-        bias = cell.bias_hh
-        if ln:
-            bias = cell.ln_hh.bias if bias is None else cell.ln_hh.bias + bias
-        h, final = GRURecurrence.apply(
-            a_x, state, cell.weight_hh, bias, gamma_hh, noise.drop, u_h, eps
-        )
-    else:
-        h, final = RNNRecurrence.apply(
-            a_x, state, cell.weight_hh, gamma_hh, noise.drop, u_h, cell.nonlinearity, eps
-        )
+    run = {"lstm": _lstm, "gru": _gru, "rnn": _rnn}[cell.kind]
+    h, final = run(cell, x, state, noise, u_h, _update(noise.update_c, valid, x))
     return (h if valid is None else h * valid).transpose(0, 1), final
+
+
+def _lstm(cell, x, state, noise, u_h, u_c):
+    scale = _lstm_scale(cell, x)
+    a_x = _input_part(cell, x, scale)
+    if cell.layer_norm:
+        weight_hh, gamma_hh, eps = cell.weight_hh, cell.ln_hh.weight * scale, cell.ln_hh.eps
+        gamma_c, beta_c = cell.ln_c.weight, cell.ln_c.bias
+    else:
+        weight_hh, gamma_hh, eps = cell.weight_hh * scale.unsqueeze(1), None, 0.0
+        gamma_c = beta_c = None
+    h0, c0 = state
+    h, h_last, c_last = LSTMRecurrence.apply(
+        a_x, h0, c0, weight_hh, gamma_hh, gamma_c, beta_c, noise.drop, u_h, u_c, eps
+    )
+    return h, (h_last, c_last)
+
+
+def _gru(cell, x, state, noise, u_h, _):
+    beta, gamma_hh, eps = cell.bias_hh, None, 0.0
+    if cell.layer_norm:
+        beta = cell.ln_hh.bias if beta is None else cell.ln_hh.bias + beta
+        gamma_hh, eps = cell.ln_hh.weight, cell.ln_hh.eps
+    a_x = _input_part(cell, x, None)
+    return GRURecurrence.apply(a_x, state, cell.weight_hh, beta, gamma_hh, noise.drop, u_h, eps)
+
+
+def _rnn(cell, x, state, noise, u_h, _):
+    gamma_hh, eps = (cell.ln_hh.weight, cell.ln_hh.eps) if cell.layer_norm else (None, 0.0)
+    a_x = _input_part(cell, x, None)
+    return RNNRecurrence.apply(
+        a_x, state, cell.weight_hh, gamma_hh, noise.drop, u_h, cell.nonlinearity, eps
+    )

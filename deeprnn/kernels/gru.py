@@ -2,82 +2,144 @@
 
 Given the hoisted input part a_x,t = [LN_ih](W_ih x_t) + b_ih (T, B, 3H), step t is
 
-    a_h = [LN_hh](W_hh (m * h_{t-1})) + bias      (bias = b_hh, plus LN_hh's own bias)
+    a_h = [LN_hh](W_hh (m * h_{t-1})) + beta      (beta = b_hh, plus LN_hh's own bias)
     r = sigmoid(a_x[r] + a_h[r]);  z = sigmoid(a_x[z] + a_h[z]);  n = tanh(a_x[n] + r * a_h[n])
     h~ = (1 - z) * n + z * h_{t-1};    h_t = h_{t-1} + u_t (h~ - h_{t-1})
 
 b_hh cannot join the hoisted part: its n slice is multiplied by r. Backward as in
-`deeprnn.kernels.lstm`: local derivatives of all steps at once, a short loop over time.
+`deeprnn.kernels.lstm`: local derivatives of a block of steps at once, then a short loop.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from deeprnn.kernels.projection import RecurrentProjection
+from deeprnn.kernels.projection import block_steps, project, project_backward, projection_grads
+from deeprnn.kernels.script import scripted
+
+
+@scripted
+def _forward(
+    a_x: Tensor,
+    h0: Tensor,
+    weight_t: Tensor,
+    beta: Tensor | None,
+    gamma_hh: Tensor | None,
+    drop: Tensor | None,
+    u_h: Tensor | None,
+    eps: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, list[Tensor]]:
+    """-> a_h (r * a_h[n] needs it), gates (r, z, n after their nonlinearities), h, LN."""
+    T, B, G = a_x.shape
+    H = G // 3
+    a_h = a_x.new_empty(T, B, G)
+    gates = a_x.new_empty(T, B, G)
+    h = a_x.new_empty(T, B, H)
+    pre = a_x.new_empty(T, B, G) if gamma_hh is not None else a_x.new_empty(T, 0, 0)
+    ah_s, h_s, pre_s = a_h.unbind(0), h.unbind(0), pre.unbind(0)
+    ax_rz, ax_n = a_x[:, :, : 2 * H].unbind(0), a_x[:, :, 2 * H :].unbind(0)
+    ah_rz, ah_n = a_h[:, :, : 2 * H].unbind(0), a_h[:, :, 2 * H :].unbind(0)
+    rz_s, n_s = gates[:, :, : 2 * H].unbind(0), gates[:, :, 2 * H :].unbind(0)
+    r_s, z_s = gates[:, :, :H].unbind(0), gates[:, :, H : 2 * H].unbind(0)
+    stats: list[Tensor] = []
+    h_prev = h0
+    for t in range(T):
+        project(h_prev, weight_t, gamma_hh, beta, drop, eps, None, ah_s[t], pre_s[t], stats)
+        torch.add(ax_rz[t], ah_rz[t], out=rz_s[t]).sigmoid_()
+        torch.addcmul(ax_n[t], r_s[t], ah_n[t], out=n_s[t]).tanh_()
+        if u_h is None:
+            torch.lerp(n_s[t], h_prev, z_s[t], out=h_s[t])
+        else:
+            torch.lerp(h_prev, torch.lerp(n_s[t], h_prev, z_s[t]), u_h[t], out=h_s[t])
+        h_prev = h_s[t]
+    return a_h, gates, h, pre, stats
+
+
+@scripted
+def _backward(
+    d_h: Tensor,
+    d_hT: Tensor,
+    h0: Tensor,
+    a_h: Tensor,
+    gates: Tensor,
+    h: Tensor,
+    weight: Tensor,
+    gamma_hh: Tensor | None,
+    drop: Tensor | None,
+    u_h: Tensor | None,
+    pre: Tensor,
+    stats: list[Tensor],
+    block: int,
+) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+    """-> dL/da_x, dL/da_h, dL/dh0, dL/d(W_hh m h) per step (backwards in time)."""
+    T, B, H = h.shape
+    d_ax, d_ah = torch.empty_like(gates), torch.empty_like(gates)
+    d_ax_s = d_ax.unflatten(-1, (3, H)).unbind(0)
+    d_ah3_s, d_ah_s = d_ah.unflatten(-1, (3, H)).unbind(0), d_ah.unbind(0)
+    dh_s = d_h.unbind(0)
+    d_pre: list[Tensor] = []
+    dh = dh_s[T - 1] + d_hT
+    for k in range((T - 1) // block, -1, -1):
+        start, stop = k * block, min(k * block + block, T)
+        # Local derivatives of the block's steps at once, u folded in: dL/da_x = dh * k_x
+        parts = gates[start:stop].chunk(3, dim=-1)
+        r, z, n = parts[0], parts[1], parts[2]
+        if start > 0:
+            h_prev = h[start - 1 : stop - 1]
+        else:
+            h_prev = torch.cat([h0.unsqueeze(0), h[: stop - 1]])
+        k_n = (n * n).sub_(1).mul_(z - 1)  # (1 - z)(1 - n^2)
+        k_z = (h_prev - n).mul_(z).mul_(1 - z)
+        k_prev = z  # the direct path h_{t-1} -> h_t: 1 - u (1 - z)
+        if u_h is not None:
+            u = u_h[start:stop]
+            k_n.mul_(u)
+            k_z.mul_(u)
+            k_prev = (z - 1).mul_(u).add_(1)
+        k_r = (1 - r).mul_(r).mul_(a_h[start:stop, :, 2 * H :]).mul_(k_n)
+        k_x = torch.cat([k_r, k_z, k_n], dim=-1).unflatten(-1, (3, H))
+        k_h = torch.cat([k_r, k_z, k_n * r], dim=-1).unflatten(-1, (3, H))
+        for j in range(stop - start - 1, -1, -1):
+            t = start + j
+            dh3 = dh.unsqueeze(1)
+            torch.mul(k_x[j], dh3, out=d_ax_s[t])
+            torch.mul(k_h[j], dh3, out=d_ah3_s[t])
+            if t > 0:
+                add = torch.addcmul(dh_s[t - 1], dh, k_prev[j])
+            else:
+                add = dh * k_prev[j]
+            mean, rstd = (stats[2 * t], stats[2 * t + 1]) if gamma_hh is not None else (dh, dh)
+            dh, d_v = project_backward(d_ah_s[t], weight, gamma_hh, drop, pre[t], mean, rstd, add)
+            if gamma_hh is not None:
+                d_pre.append(d_v)
+    return d_ax, d_ah, dh, d_pre
 
 
 class GRURecurrence(Function):
-    """apply(a_x, h0, weight_hh, bias, gamma_hh, drop, update_h, eps)
+    """apply(a_x, h0, weight_hh, beta, gamma_hh, drop, update_h, eps)
     -> (h (T, B, H) every step's carried h, h_T (B, H)).
     """
 
     @staticmethod
-    def forward(ctx, a_x, h0, weight_hh, bias, gamma_hh, drop, u_h, eps):
-        T, B, G = a_x.shape
-        H = G // 3
-        proj = RecurrentProjection(weight_hh, gamma_hh, bias, drop, eps, B, T)
-        a_h = a_x.new_empty(T, B, G)  # the recurrent part, r * a_h[n] needs it
-        gates = a_x.new_empty(T, B, G)  # r, z, n after their nonlinearities
-        h = a_x.new_empty(T, B, H)  # carried h_t
-        ah_s, h_s = a_h.unbind(0), h.unbind(0)
-        ax_rz, ax_n = a_x[..., : 2 * H].unbind(0), a_x[..., 2 * H :].unbind(0)
-        ah_rz, ah_n = a_h[..., : 2 * H].unbind(0), a_h[..., 2 * H :].unbind(0)
-        rz_s, n_s = gates[..., : 2 * H].unbind(0), gates[..., 2 * H :].unbind(0)
-        r_s, z_s = gates[..., :H].unbind(0), gates[..., H : 2 * H].unbind(0)
-        uh_s = None if u_h is None else u_h.unbind(0)
-        h_prev = h0
-        for t in range(T):
-            proj.forward(t, h_prev, ah_s[t])
-            torch.add(ax_rz[t], ah_rz[t], out=rz_s[t]).sigmoid_()
-            torch.addcmul(ax_n[t], r_s[t], ah_n[t], out=n_s[t]).tanh_()
-            if uh_s is None:
-                torch.lerp(n_s[t], h_prev, z_s[t], out=h_s[t])
-            else:
-                torch.lerp(h_prev, torch.lerp(n_s[t], h_prev, z_s[t]), uh_s[t], out=h_s[t])
-            h_prev = h_s[t]
-        ctx.proj = proj
-        ctx.save_for_backward(h0, a_h, gates, h, u_h)
+    def forward(ctx, a_x, h0, weight_hh, beta, gamma_hh, drop, u_h, eps):
+        a_h, gates, h, pre, stats = _forward(a_x, h0, weight_hh.t(), beta, gamma_hh, drop, u_h, eps)
+        ctx.stats = stats
+        ctx.save_for_backward(h0, a_h, gates, h, weight_hh, gamma_hh, pre, drop, u_h)
         return h, h[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_h, d_hT):
-        h0, a_h, gates, h, u_h = ctx.saved_tensors
-        proj = ctx.proj
+        h0, a_h, gates, h, weight, gamma_hh, pre, drop, u_h = ctx.saved_tensors
         T, B, H = h.shape
-        r, z, n = gates.chunk(3, dim=-1)
-        h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])
-        # Local derivatives of all steps at once, u folded in: d a_x = dL/dh_t * k_x, ...
-        u = 1.0 if u_h is None else u_h
-        k_n = (1 - z) * (1 - n * n) * u
-        k_r = k_n * a_h[..., 2 * H :] * r * (1 - r)
-        k_z = (h_prev - n) * z * (1 - z) * u
-        k_x = torch.cat([k_r, k_z, k_n], dim=-1).unflatten(-1, (3, H)).unbind(0)
-        k_h = torch.cat([k_r, k_z, k_n * r], dim=-1).unflatten(-1, (3, H)).unbind(0)
-        k_prev = (1 - u * (1 - z)).unbind(0)  # the direct path h_{t-1} -> h_t
-        d_ax, d_ah = torch.empty_like(gates), torch.empty_like(gates)
-        d_ax_s = d_ax.unflatten(-1, (3, H)).unbind(0)
-        d_ah3_s, d_ah_s = d_ah.unflatten(-1, (3, H)).unbind(0), d_ah.unbind(0)
-        dh_s = d_h.unbind(0)
-        dh = dh_s[T - 1] + d_hT
-        for t in reversed(range(T)):
-            dh3 = dh.unsqueeze(1)
-            torch.mul(k_x[t], dh3, out=d_ax_s[t])
-            torch.mul(k_h[t], dh3, out=d_ah3_s[t])
-            add = torch.addcmul(dh_s[t - 1], dh, k_prev[t]) if t > 0 else dh * k_prev[t]
-            dh = proj.backward(t, d_ah_s[t], add)
-        d_weight, d_gamma, d_bias = proj.grads(d_ah, h_prev)
-        return d_ax, dh, d_weight, d_bias, d_gamma, None, None, None
+        d_ax, d_ah, dh0, d_pre = _backward(
+            d_h, d_hT, h0, a_h, gates, h, weight, gamma_hh, drop, u_h, pre, ctx.stats,
+            block_steps(T, B * H),
+        )  # fmt: skip
+        d_weight, d_gamma, d_beta = projection_grads(
+            d_ah, d_pre, h0, h, drop, gamma_hh, pre, ctx.stats
+        )
+        return d_ax, dh0, d_weight, d_beta, d_gamma, None, None, None

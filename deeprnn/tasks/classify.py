@@ -10,6 +10,7 @@ import numpy as np
 from deeprnn import plots
 from deeprnn.config import RunConfig
 from deeprnn.data import load_dataset, load_numpy, load_text_folder
+from deeprnn.data.loaders import decode_error
 from deeprnn.errors import InputError
 from deeprnn.estimators import SequenceClassifier, SequenceRegressor, TextClassifier
 from deeprnn.tasks.common import Outcome, estimator_for, stratified_split, test_count
@@ -70,8 +71,11 @@ def _texts_from_csv(path: Path, column: str | None, target: str | None, encoding
 
     if column is None or target is None:
         raise InputError("data.column (the text) and data.target (the label) name CSV columns")
-    with open(path, newline="", encoding=encoding) as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, newline="", encoding=encoding) as f:
+            rows = list(csv.DictReader(f))
+    except UnicodeDecodeError as err:
+        raise decode_error(path, encoding, err) from err
     if not rows:
         raise InputError(f"{path}: no rows")
     for name in (column, target):
@@ -184,7 +188,10 @@ def evaluate(cfg: RunConfig, est) -> dict[str, float]:
 def predict_file(est, path: Path, task: str) -> list[list]:
     """Rows (index, prediction) for every sequence (.npz / .npy) or text line (.txt)."""
     if task == "text_classification":
-        texts = [t for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+        try:
+            texts = [t for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+        except UnicodeDecodeError as err:
+            raise decode_error(path, "utf-8", err) from err
         if not texts:
             raise InputError(f"{path}: no non-empty lines to classify")
         pred = est.predict(texts)

@@ -15,7 +15,12 @@ def as_tensor(a, name: str) -> Tensor:
     """Floats become float32, integers int64 (class / token ids); tensors keep their dtype."""
     if isinstance(a, Tensor):
         return a
-    arr = np.asarray(a)
+    try:
+        arr = np.asarray(a)
+    except ValueError as err:
+        raise InputError(f"{name} is ragged or not an array: {err}") from None
+    if arr.ndim == 0:
+        raise InputError(f"{name} must be an array with one row per sequence, got {a!r:.60}")
     if arr.dtype.kind in "iub":
         return torch.as_tensor(arr, dtype=torch.int64)
     if arr.dtype.kind == "f":

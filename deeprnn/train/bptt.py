@@ -9,6 +9,7 @@ whole batch is trained statefully. Without tbptt_k1 the batch is one chunk (full
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -33,12 +34,19 @@ def carry_state(state, reset: Tensor | None, batch: int):
     """The carried state for the next batch: None (start from zero) if its batch size differs."""
     first = [None]
     map_state(lambda t: first.__setitem__(0, first[0] if first[0] is not None else t), state)
-    if first[0] is None or first[0].shape[-2] != batch:
+    if first[0] is None or first[0].shape[-2] != batch or not finite_state(state):
         return None
     if reset is None:
         return state
     keep = (~reset.bool()).view(-1, 1)
     return map_state(lambda t: t * keep.to(t.dtype), state)
+
+
+def finite_state(state) -> bool:
+    """True when every tensor of a (nested) state is finite."""
+    finite = [True]
+    map_state(lambda t: finite.__setitem__(0, finite[0] and bool(torch.isfinite(t).all())), state)
+    return finite[0]
 
 
 def windows(time_steps: int, k1: int | None, k2: int | None) -> list[tuple[int, int, int]]:
@@ -57,12 +65,22 @@ def update(
     schedule: Schedule,
     config: TrainConfig,
 ) -> float:
-    """One optimizer step: backward (with penalties), clip, step; the grad norm before clipping."""
+    """One optimizer step: backward (with penalties), clip, step; the grad norm before clipping.
+
+    When the loss or the norm is not finite the optimizer does not step and the returned
+    norm is not finite (NaN for a non-finite loss with a finite gradient).
+    """
     penalty = weight_penalty(model, config.l1, config.l2)
     optimizer.zero_grad(set_to_none=True)
     (loss if penalty is None else loss + penalty).backward()
     params = [p for p in model.parameters() if p.grad is not None]
     norm = float(torch.nn.utils.get_total_norm([p.grad for p in params])) if params else 0.0
+    # A non-finite step is skipped (deeprnn.train.guard counts it). Under DDP the decision
+    # rests on the norm alone: it is the same on every rank, a rank's own loss is not.
+    ddp = isinstance(model, nn.parallel.DistributedDataParallel)
+    if not math.isfinite(norm) or not (ddp or bool(torch.isfinite(loss.detach()))):
+        optimizer.zero_grad(set_to_none=True)
+        return norm if not math.isfinite(norm) else float("nan")
     if config.clip_value is not None:
         torch.nn.utils.clip_grad_value_(params, config.clip_value)
     if config.clip_norm is not None:
@@ -105,7 +123,8 @@ def train_batch(
         loss, weight = task_loss(
             task, logits, target, window_lengths(lengths, loss_start, end), config.class_weights
         )
-        boundary[end] = map_state(Tensor.detach, state)
+        state = map_state(Tensor.detach, state)
+        boundary[end] = state if finite_state(state) else None  # diverged: restart from zero
         lr, norm = schedule.lr, None
         if weight > 0:
             norm = update(model, loss, optimizer, schedule, config)

@@ -11,11 +11,15 @@ Layout of a run directory:
                             structure, numpy and python RNG states
 Every file is written to a temporary name, flushed, fsync'ed and renamed (`os.replace`); a
 checkpoint is built in a fresh directory, and only then published by atomically replacing
-LATEST. A crash at any moment therefore leaves LATEST naming a complete checkpoint.
+LATEST. A crash at any moment therefore leaves LATEST naming a complete checkpoint. Once a
+new checkpoint is published the older ones are pruned down to the `keep` newest; a write
+that fails (a full disk, a read-only directory) raises CheckpointError and leaves LATEST
+and the checkpoints before it as they were.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -42,6 +46,11 @@ TRAINER = "trainer.json"
 
 class CheckpointError(DeepRNNError):
     """A checkpoint is missing, corrupt, truncated, or belongs to another model."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint could not be written (full disk, read-only directory); the ones before
+    it are intact."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -153,7 +162,7 @@ def _read_tensors(path: Path, sha256: str | None = None) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: sha256 checksum mismatch; the file is corrupt or truncated")
     try:
         return st_load(data)
-    except SafetensorError as err:
+    except (SafetensorError, ValueError, RuntimeError, OverflowError) as err:
         raise CheckpointError(f"{path}: not a valid safetensors file ({err})") from err
 
 
@@ -190,13 +199,65 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     schedule: Any = None,
     best_weights: dict[str, Tensor] | None = None,
+    keep: int = 1,
 ) -> Path:
     """Write a complete checkpoint into `run_dir` and publish it; return its directory.
 
     `trainer` is any JSON-able dict (tensors allowed); `schedule` anything with
-    `state_dict()`. Older checkpoint directories are removed once the new one is published.
+    `state_dict()`. Once the new checkpoint is published, older checkpoint directories are
+    removed but for the `keep` newest (the new one included). Raises CheckpointError when
+    the files cannot be written; LATEST and the older checkpoints are then untouched.
     """
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise CheckpointError(f"keep must be an int >= 1, got {keep!r}")
     run = Path(run_dir)
+    try:
+        final = _write_checkpoint(run, model, trainer, optimizer, schedule, best_weights)
+    except OSError as err:
+        code = errno.errorcode.get(err.errno, "") if err.errno else ""
+        reason = f"{err.strerror or err}{f' ({code})' if code else ''}"
+        raise CheckpointWriteError(
+            f"cannot write a checkpoint in {run}: {reason}; {_previous_note(run)}"
+        ) from err
+    _prune(run, final, keep)
+    return final
+
+
+def _previous_note(run: Path) -> str:
+    try:
+        latest = latest_checkpoint(run)
+    except (CheckpointError, OSError):
+        latest = None
+    if latest is None:
+        return "no earlier checkpoint exists"
+    return f"the previous checkpoint {latest} is intact"
+
+
+def _prune(run: Path, final: Path, keep: int) -> None:
+    """Remove checkpoint directories but for `final` and the keep - 1 newest others, and
+    the leftovers of interrupted writes."""
+
+    def age(path: Path) -> tuple[int, str]:
+        try:
+            return (path / TRAINER).stat().st_mtime_ns, path.name
+        except OSError:
+            return 0, path.name
+
+    others = sorted((p for p in run.glob("ckpt-*") if p != final and p.is_dir()), key=age)
+    stale = others[: max(0, len(others) - (keep - 1))]
+    for old in [*stale, *run.glob(".ckpt-*")]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_checkpoint(
+    run: Path,
+    model: nn.Module,
+    trainer: dict | None,
+    optimizer: torch.optim.Optimizer | None,
+    schedule: Any,
+    best_weights: dict[str, Tensor] | None,
+) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, Tensor] = {}
     meta = {
@@ -232,11 +293,20 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    atomic_write(run / LATEST, f"{final.name}\n".encode())
-    for old in [*run.glob("ckpt-*"), *run.glob(".ckpt-*")]:  # older ones, crash leftovers
-        if old != final and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
+    try:
+        atomic_write(run / LATEST, f"{final.name}\n".encode())
+    except BaseException:
+        if _named(run) != final.name:  # never published: drop it, LATEST names the old one
+            shutil.rmtree(final, ignore_errors=True)
+        raise
     return final
+
+
+def _named(run: Path) -> str | None:
+    try:
+        return (run / LATEST).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
 
 
 def load_checkpoint(
@@ -257,7 +327,7 @@ def load_checkpoint(
     meta_path = path / TRAINER
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise CheckpointError(f"{meta_path}: unreadable checkpoint metadata ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: not a deeprnn checkpoint (no format {FORMAT!r})")

@@ -5,6 +5,10 @@ of torch tensors; lengths may be None; targets follow `deeprnn.train.losses` (pe
 targets count where t < lengths[b] and y != -100). `reset` (B,) bool marks the rows whose
 carried state starts again from zero (only meaningful with `stateful=True`).
 
+Updates with a non-finite loss or gradient are skipped and counted, and a run with too many
+of them in a row stops with a TrainingError (see `deeprnn.train.guard`); Ctrl-C inside
+`deeprnn.train.interrupt.graceful_interrupt` ends fit after the batch and a checkpoint.
+
 Full and truncated BPTT: see `deeprnn.train.bptt`. With `stateful=True` the final state of
 a batch starts the next batch when its batch size is the same (else the state restarts
 from zero), and at evaluation too; rows with reset=True start from zero.
@@ -21,8 +25,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from deeprnn import distributed
 from deeprnn.config import MONITOR_MODES, OPTIMIZERS, SCHEDULES, TASKS, TrainConfig
 from deeprnn.errors import InputError, InputTypeError, check_choice
+from deeprnn.train import interrupt
 from deeprnn.train.bptt import carry_state, train_batch
 from deeprnn.train.callbacks import Callback, History, Monitor, run_callbacks
 from deeprnn.train.checkpoint import (
@@ -31,6 +37,7 @@ from deeprnn.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from deeprnn.train.guard import StepGuard, check_batch, check_train_config
 from deeprnn.train.metrics import Accumulator
 from deeprnn.train.optim import Schedule, make_optimizer
 from deeprnn.train.progress import Progress
@@ -49,6 +56,7 @@ def check_config(config: TrainConfig, task: str) -> None:
     """Raise InputError for a TrainConfig or task that fit cannot run."""
     if not isinstance(config, TrainConfig):
         raise InputTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    check_train_config(config)  # types, finiteness and the ranges of the other fields
     c = config
     check_choice("task", task, TASKS)
     check_choice("optimizer", c.optimizer, OPTIMIZERS)
@@ -83,22 +91,28 @@ def _unpack(batch, device: torch.device):
     return [p.to(device) if isinstance(p, Tensor) else p for p in parts]
 
 
-def _train_epoch(model, data, task, config, optimizer, schedule, callbacks, epoch, step, bar):
+def _train_epoch(
+    model, data, task, config, optimizer, schedule, callbacks, epoch, step, bar, guard=None
+):
     """One pass over the training data; returns (row of metrics, step, stop requested)."""
+    guard = guard if guard is not None else StepGuard(config)  # skips non-finite updates
+    guard.start_epoch(epoch)
     model.train()
     device = next(model.parameters()).device
     loss_sum = weight_sum = 0.0
     norms, lr, carried, stop, index = [], schedule.lr, None, False, -1
+    step_fn = distributed.train_batch if distributed.active() else train_batch
     for index, batch in enumerate(data):
         x, lengths, y, reset = _unpack(batch, device)
         if y is None:
             raise InputError("training batches need targets: (x, lengths, y)")
+        check_batch(x, lengths, index)
         h0 = carry_state(carried, reset, x.shape[0]) if config.stateful else None
-        chunks = train_batch(model, x, lengths, y, h0, task, config, optimizer, schedule)
+        chunks = step_fn(model, x, lengths, y, h0, task, config, optimizer, schedule)
         for loss, weight, norm, lr_used, state in chunks:
             carried = state
-            if norm is None:
-                continue
+            if norm is None or not guard.after_update(loss, norm, index, optimizer):
+                continue  # no counted targets, or a skipped non-finite update
             loss_sum, weight_sum, lr = loss_sum + loss * weight, weight_sum + weight, lr_used
             norms.append(norm)
             step += 1
@@ -107,6 +121,7 @@ def _train_epoch(model, data, task, config, optimizer, schedule, callbacks, epoc
                     "optimizer": optimizer}  # fmt: skip
             stop = run_callbacks(callbacks, "batch_end", info) or stop
         bar.update(x.shape[0], loss_sum / weight_sum if weight_sum else float("nan"))
+        stop = distributed.any_rank(stop)  # all ranks end the epoch at the same batch
         if stop:
             break
     if index < 0:
@@ -115,7 +130,8 @@ def _train_epoch(model, data, task, config, optimizer, schedule, callbacks, epoc
             "(a list of batches, TensorBatches), not a one-shot generator"
         )
     row = {"epoch": epoch, "train_loss": loss_sum / weight_sum if weight_sum else float("nan"),
-           "lr": lr, "grad_norm": float(np.mean(norms)) if norms else float("nan")}  # fmt: skip
+           "lr": lr, "grad_norm": float(np.mean(norms)) if norms else float("nan"),
+           **guard.epoch_row()}  # fmt: skip
     return row, step, stop
 
 
@@ -134,9 +150,13 @@ def fit(
     With `run_dir`, a checkpoint is written every `checkpoint_every` epochs (and at the
     end); `resume=True` continues from its latest checkpoint (or starts afresh when there is
     none) and reaches the same weights and history as an uninterrupted run.
+    In a torch.distributed process group of two or more ranks (torchrun), fit trains
+    data-parallel with DDP, each rank on its rows of every batch; see `deeprnn.distributed`.
     """
     check_config(config, task)
-    callbacks = list(callbacks)
+    callbacks = [*callbacks, interrupt.stop_on_request]  # Ctrl-C in graceful_interrupt
+    if not hasattr(train, "__iter__"):
+        raise InputTypeError(f"train must be an iterable of batches, got {type(train).__name__}")
     if resume and run_dir is None:
         raise InputError("resume=True needs the run_dir that holds the checkpoints")
     watch = config.patience is not None or config.schedule == "plateau"
@@ -150,6 +170,7 @@ def fit(
     monitor = Monitor(config.monitor, config.mode, config.min_delta, config.patience)
     keep_best = config.patience is not None and config.restore_best
     best_weights, epoch, step = None, 0, 0
+    guard = StepGuard(config, run_dir)
     if resume and latest_checkpoint(run_dir) is not None:
         saved = load_checkpoint(run_dir, model, optimizer, schedule, restore_rng=True)
         trainer = saved["trainer"]
@@ -160,20 +181,26 @@ def fit(
         history = History.from_dict(trainer["history"])
         monitor.load_state_dict(trainer["monitor"])
         epoch, step, best_weights = trainer["epoch"], trainer["step"], saved["best_weights"]
+        guard.load_state_dict(trainer.get("guard", {}))
     else:
         seed_everything(config.seed)
+    # Data-parallel (see deeprnn.distributed): DDP model, this rank's rows of every batch.
+    distributed.check_same(epoch, f"the epoch resumed from {run_dir}")
+    net, train = distributed.wrap(model), distributed.shard(train, config.seed)
 
     while epoch < config.epochs and not monitor.stopped:
         if hasattr(train, "set_epoch"):
             train.set_epoch(epoch)  # shuffling depends on the epoch, not on past iterations
         start = time.perf_counter()
         total = len(train) if hasattr(train, "__len__") else None
-        bar = Progress(epoch + 1, config.epochs, total, config.verbose)
+        verbose = config.verbose if distributed.is_main() else 0  # other ranks stay quiet
+        bar = Progress(epoch + 1, config.epochs, total, verbose)
         row, step, stop = _train_epoch(
-            model, train, task, config, optimizer, schedule, callbacks, epoch + 1, step, bar
+            net, train, task, config, optimizer, schedule, callbacks, epoch + 1, step, bar, guard
         )
         if val is not None:
-            row.update({f"val_{k}": v for k, v in evaluate(model, val, task, config).items()})
+            scores = evaluate(model, val, task, config) if distributed.is_main() else None
+            row.update({f"val_{k}": v for k, v in distributed.broadcast(scores).items()})
         row["seconds"] = time.perf_counter() - start
         history.append(row)
         if watch and config.monitor not in row:
@@ -184,16 +211,23 @@ def fit(
         bar.finish(row, config.monitor)
         epoch += 1
         last = epoch == config.epochs or monitor.stopped or stop
-        if run_dir is not None and (epoch % config.checkpoint_every == 0 or last):
+        due = epoch % config.checkpoint_every == 0 or last
+        if run_dir is not None and due and distributed.is_main():
             trainer = {"task": task, "epoch": epoch, "step": step,
                        "history": history.to_dict(), "monitor": monitor.state_dict(),
-                       "config": dataclasses.asdict(config)}  # fmt: skip
-            save_checkpoint(run_dir, model, trainer, optimizer, schedule, best_weights)
+                       "config": dataclasses.asdict(config),
+                       "guard": guard.state_dict()}  # fmt: skip
+            save_checkpoint(run_dir, model, trainer, optimizer, schedule, best_weights,
+                            keep=config.keep_checkpoints)  # fmt: skip
         state = {"epoch": epoch, "step": step, "metrics": row, "history": history,
                  "model": model, "optimizer": optimizer}  # fmt: skip
-        if run_callbacks(callbacks, "epoch_end", state) or stop:
+        if distributed.any_rank(run_callbacks(callbacks, "epoch_end", state) or stop):
             break
 
+    if interrupt.requested():
+        where = latest_checkpoint(run_dir) if run_dir is not None else None
+        saved = f"checkpoint {where} written; resume to continue" if where else "no checkpoint"
+        raise interrupt.TrainingInterrupted(f"training stopped at epoch {epoch} ({saved})")
     if keep_best and best_weights is not None:
         model.load_state_dict(best_weights)
     final = {"epoch": epoch, "step": step, "history": history, "model": model}

@@ -1,0 +1,25 @@
+"""benchmarks/speed.py --quick runs end to end and writes its table (seconds, tiny sizes)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_speed_benchmark_quick_mode_writes_markdown_and_json(tmp_path):
+    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed.py")
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    # --threads 0 leaves torch's thread count alone for the rest of the test session
+    assert speed.main(["--quick", "--threads", "0", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "speed_quick.json").read_text())
+    assert {r["config"] for r in report["rows"]} == set(speed.CONFIGS)
+    assert {r["mode"] for r in report["rows"]} == {"train", "inference"}
+    for row in report["rows"]:
+        assert row["deeprnn_ms"] > 0 and row["torch_ms"] > 0 and row["ratio_torch"] > 0
+        assert row["path"] in ("native", "fused", "loop")
+    assert report["machine"]["torch"] and report["machine"]["threads"] >= 1
+    assert [r["config"] for r in report["step"]] == ["lstm", "ln_lstm", "zoneout"]
+    text = (tmp_path / "speed_quick.md").read_text()
+    assert "deeprnn/torch" in text and "zoneout" in text
