@@ -140,16 +140,26 @@ def clock() -> float:
     return time.process_time() if torch.get_num_threads() == 1 else time.perf_counter()
 
 
-def timed_rounds(fns: dict, repeats: dict[str, int], cold: tuple = ()) -> dict[str, list[float]]:
-    """Warm each up once (but those in `cold`), then alternate them; fns with fewer repeats
-    drop out early."""
+def timed_rounds(
+    fns: dict, repeats: dict[str, int], cold: tuple = (), budget_s: float = 0.0
+) -> dict[str, list[float]]:
+    """Warm each up once (but those in `cold`), then alternate them, `repeats[name]` rounds
+    each. With `budget_s`, fast cases get more rounds (up to 4x) for the fns with the most
+    repeats, as long as those rounds fit the budget."""
+    start = clock()
     for name, fn in fns.items():
         if name not in cold:
             fn()
+    warm = clock() - start
+    most = max(repeats.values())
+    rounds = most
+    if budget_s and warm > 0:
+        rounds = max(most, min(4 * most, int(budget_s / warm)))
+    todo = {name: rounds if n == most else n for name, n in repeats.items()}
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for r in range(max(repeats.values())):
+    for r in range(rounds):
         for name, fn in fns.items():
-            if r < repeats[name]:
+            if r < todo[name]:
                 start = clock()
                 fn()
                 times[name].append(clock() - start)
@@ -160,12 +170,13 @@ def bench_config(config: str, size_name: str, size, repeats: int, peak: float) -
     time_, batch, inputs, _ = size
     net, ref, loop = build(config, size)
     x = torch.randn(batch, time_, inputs)
-    loop_repeats = max(1, repeats // 3) if time_ >= 500 else max(1, repeats // 2)
+    loop_repeats = max(1, repeats // 2) if time_ * batch <= 4000 else 1  # slow: one cold run
     rows = []
     for mode, make in (("train", train_step), ("inference", inference_step)):
         fns = {"deeprnn": make(net, x), "torch": make(ref, x), "loop": make(loop, x)}
         repeats_of = {"deeprnn": repeats, "torch": repeats, "loop": loop_repeats}
-        times = timed_rounds(fns, repeats_of, cold=("loop",))  # the slow loop needs no warm-up
+        # the slow loop needs no warm-up; small sizes get extra rounds within ~2 s
+        times = timed_rounds(fns, repeats_of, cold=("loop",), budget_s=2.0)
         net.train(mode == "train")
         med = {name: statistics.median(t) for name, t in times.items()}
         per_round = [a / b for a, b in zip(times["deeprnn"], times["torch"])]
@@ -182,30 +193,52 @@ def bench_config(config: str, size_name: str, size, repeats: int, peak: float) -
     return rows
 
 
+def _rss_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MB, from /proc (Linux)."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
 def memory_child(config: str, impl: str, size: tuple[int, ...]) -> dict:
-    """Run in a fresh process: RSS growth (MB) of one train step of `impl`."""
+    """Run in a fresh process: peak RSS growth (MB) during one train step of `impl`.
+
+    The peak is VmHWM after resetting it (/proc/self/clear_refs) just before the step:
+    ru_maxrss would carry the parent's peak into the child, which forked from it.
+    """
     time_, batch, inputs, _ = size
     net, ref, _ = build(config, size)
     x = torch.randn(batch, time_, inputs)
     step = train_step(net if impl == "deeprnn" else ref, x)
-    with open("/proc/self/statm") as f:
-        before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    before = _rss_mb("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak-RSS mark
+        peak = lambda: _rss_mb("VmHWM")  # noqa: E731
+    except OSError:
+        peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
     step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"config": config, "impl": impl, "step_mb": peak - before}
+    return {"config": config, "impl": impl, "step_mb": peak() - before}
 
 
 def bench_memory(configs: list[str], size_name: str, threads: int) -> list[dict]:
-    rows = []
+    """One fresh process per measurement; torch's module is measured once per kind."""
+
+    def child(config: str, impl: str) -> float:
+        cmd = [sys.executable, __file__, "--memory-child", config, impl, size_name]
+        out = subprocess.run(cmd + ["--threads", str(threads)], capture_output=True, text=True,
+                             check=True).stdout  # fmt: skip
+        return json.loads(out.strip().splitlines()[-1])["step_mb"]
+
+    rows, reference = [], {}
     for config in configs:
-        got = {}
-        for impl in ("deeprnn", "torch"):
-            cmd = [sys.executable, __file__, "--memory-child", config, impl, size_name]
-            cmd += ["--threads", str(threads)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            got[impl] = json.loads(out.strip().splitlines()[-1])["step_mb"]
-        rows.append({"size": size_name, "config": config, "deeprnn_mb": got["deeprnn"],
-                     "torch_mb": got["torch"], "ratio": got["deeprnn"] / got["torch"]})  # fmt: skip
+        kw = CONFIGS[config]
+        kind = (kw["cell"], kw.get("bidirectional", False))  # torch's module for this config
+        if kind not in reference:
+            reference[kind] = child(config, "torch")
+        ours = child(config, "deeprnn")
+        rows.append({"size": size_name, "config": config, "deeprnn_mb": ours,
+                     "torch_mb": reference[kind], "ratio": ours / reference[kind]})  # fmt: skip
     return rows
 
 
@@ -283,8 +316,8 @@ def markdown(report: dict) -> str:
         "# deeprnn speed", "",
         f"{m['cpu']}, {m['cores']} cores, {m['platform']}; Python {m['python']}, torch "
         f"{m['torch']}, {m['threads']} thread(s), times are {m['clock']}; matmul peak "
-        f"{report['peak_gflops']:.1f} GFLOP/s; {report['repeats']} repeats, medians; the run "
-        f"took {report['wall_s']:.0f} s (wall).",
+        f"{report['peak_gflops']:.1f} GFLOP/s; medians of {report['repeats']} rounds (up to 4x "
+        f"more for fast cases; the loop: fewer); the run took {report['wall_s']:.0f} s (wall).",
         "", "Ratios < 1 mean deeprnn is faster. Target: train-step ratio ceiling.", "",
         "| size | config | mode | path | deeprnn ms | torch ms | loop ms | deeprnn/torch "
         "| deeprnn/loop | GFLOP/s | % peak | keras ms | target | met |",

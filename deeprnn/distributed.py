@@ -34,8 +34,7 @@ from torch import Tensor, nn
 
 from deeprnn.config import TrainConfig
 from deeprnn.errors import InputError
-from deeprnn.train.bptt import finite_state, map_state, update, windows
-from deeprnn.train.losses import task_loss, window_lengths
+from deeprnn.train import bptt
 from deeprnn.train.optim import Schedule
 
 # Ranks > 0 draw dropout noise from seed + epoch * EPOCH_STRIDE + rank (rank 0 keeps fit's
@@ -247,37 +246,23 @@ def train_batch(
     rank must join every gradient all-reduce.
     """
     empty = x.shape[0] == 0
-    if empty:
+    if empty:  # a dummy row (targets 0) whose loss counts for nothing
         x, lengths, h0 = x.new_zeros((1, *x.shape[1:])), None, None
-    k1, world = config.tbptt_k1, world_size()
-    boundary = {0: h0}  # detached states at the cuts, by time step
-    for start, loss_start, end in windows(x.shape[1], k1, config.tbptt_k2):
-        cut = start if k1 is None else start // k1 * k1
-        h = boundary[cut]
-        if start > cut:  # k2 > k1: roll the state forward, without gradient, to `start`
-            with torch.no_grad():
-                _, h = model(x[:, cut:start], h, window_lengths(lengths, cut, start))
-        logits, state = model(x[:, start:end], h, window_lengths(lengths, start, end))
-        if logits.dim() != 3 and k1 is not None:
-            raise InputError("truncated BPTT needs per-step outputs: a head with pooling='every'")
+        y = y.new_zeros((1, *y.shape[1:]))
+    world = world_size()
+
+    def combine(loss: Tensor, weight: float) -> tuple[Tensor, float, float]:
         if empty:
-            loss, weight = logits.sum() * 0.0, 0.0
-        else:
-            target = y
-            if logits.dim() == 3:
-                logits, target = logits[:, loss_start - start :], y[:, loss_start:end]
-            loss, weight = task_loss(
-                task, logits, target, window_lengths(lengths, loss_start, end),
-                config.class_weights,
-            )  # fmt: skip
+            loss, weight = loss * 0.0, 0.0
         local_sum = float(loss.detach()) * weight if weight > 0 else 0.0
         total, loss_sum = all_reduce_sum([weight, local_sum])
-        state = map_state(Tensor.detach, state)
-        boundary[end] = state if finite_state(state) else None  # diverged: restart from zero
-        lr, norm = schedule.lr, None
-        if total > 0:
-            norm = update(model, loss * (world * weight / total), optimizer, schedule, config)
-        yield (loss_sum / total if total > 0 else 0.0), total, norm, lr, boundary[end]
+        if total <= 0:
+            return loss, 0.0, 0.0
+        return loss * (world * weight / total), loss_sum / total, total
+
+    yield from bptt.train_batch(
+        model, x, lengths, y, h0, task, config, optimizer, schedule, combine=combine
+    )
 
 
 def relaunch(nproc: int, argv: Sequence[str]) -> int:

@@ -191,8 +191,12 @@ def _fused_forward(
     lengths: Tensor | None,
     noise: list[Noise | None],
 ) -> tuple[Tensor, State] | None:
-    """Run the layer on our fused recurrence (`deeprnn.kernels`), or return None if it can't."""
-    if not layer.native or x.shape[1] == 0:
+    """Run the layer on our fused recurrence (`deeprnn.kernels`), or return None if it can't.
+
+    One step (T = 1, the streaming `step`) is left to the cell loop: a single cell call costs
+    less than setting the fused recurrence up, and computes the same.
+    """
+    if not layer.native or x.shape[1] <= 1:
         return None
     valid = None
     if lengths is not None and not bool((lengths == x.shape[1]).all()):
@@ -226,7 +230,9 @@ def _native_forward(
         return None
     if x.shape[1] == 1 and not layer.bidirectional and (lengths is None or bool(lengths.all())):
         c = layer.cell
-        new = _STEP_KERNELS[kernel](x[:, 0], state, c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)
+        new = _STEP_KERNELS[kernel](
+            x.select(1, 0), state, c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh
+        )
         h = new[0] if isinstance(new, tuple) else new
         return h.unsqueeze(1), new
     cells = layer.cells

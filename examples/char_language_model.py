@@ -1,7 +1,7 @@
-"""A character-level language model that writes Shakespeare-like text (seeds 000 / 001:
-an RNN reads a sequence and predicts at each step; here the next character).
+"""A character-level language model that writes Shakespeare-like text (seeds 000 / 001).
 
-CharLanguageModel: embedding -> 2-layer LSTM -> softmax over characters, trained with
+The seeds' RNN reads a sequence and predicts y_t at every step; here y_t is the next
+character. CharLanguageModel: embedding -> 2-layer LSTM -> softmax over characters, trained with
 truncated BPTT on a slice of `shakespeare_char`; scored in bits per character on the text
 that follows the slice (lower is better), then sampled from.
 Usage: python examples/char_language_model.py [--quick] [--chars N]
@@ -22,7 +22,8 @@ args = parser.parse_args()
 text = load_dataset("shakespeare_char").text  # four plays, 456,311 characters
 n = 5_000 if args.quick else args.chars
 train, held_out = text[:n], text[n : n + 5_000]
-held_out = "".join(c for c in held_out if c in set(train))  # unseen characters have no p
+alphabet = set(train)
+held_out = "".join(c for c in held_out if c in alphabet)  # unseen characters have no p
 
 lm = CharLanguageModel(
     hidden_size=32 if args.quick else 128,

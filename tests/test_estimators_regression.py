@@ -95,7 +95,8 @@ def test_forecaster_with_several_series_and_covariates():
 
 
 def test_forecaster_takes_a_pandas_series():
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     series = pd.Series(np.sin(np.arange(60) / 3))
     f = Forecaster(8, 2, epochs=1, **FAST).fit(series)
     assert f.predict().shape == (2,)

@@ -8,6 +8,8 @@ T = 9 with lengths (a full, a zero and a short row) and on B = 1, T = 2 without 
 import json
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -15,9 +17,6 @@ from deeprnn import DeepRNN, Head, InputError, Parallel, SequenceModel
 from deeprnn.cli import main
 from deeprnn.export import METADATA, export, twin
 from deeprnn.runs import load_run
-
-ort = pytest.importorskip("onnxruntime")
-onnx = pytest.importorskip("onnx")
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 ATOL = 1e-5

@@ -233,3 +233,16 @@ def test_the_step_loops_compile_with_torchscript():
         warnings.simplefilter("error", RuntimeWarning)  # a fallback to Python warns
         for module in (lstm, gru, rnn):
             assert is_scripted(module._forward) and is_scripted(module._backward)
+
+
+@pytest.mark.parametrize("kw", [dict(cell="lstm"), dict(cell="gru"), dict(cell="rnn"),
+                                dict(cell="lstm", layer_norm=True, zoneout=0.2)])  # fmt: skip
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_single_steps_equal_the_loop(kw, with_lengths):
+    """T = 1 runs torch's one-step kernels (plain cells) or the cell loop (the rest)."""
+    torch.manual_seed(9)
+    net = DeepRNN(5, 4, num_layers=2, **kw).double()
+    loop = DeepRNN(5, 4, num_layers=2, **kw).double().use_native(False)
+    loop.load_state_dict(net.state_dict())
+    x, lengths = random_batch(4, 1, 5, with_lengths)
+    assert_same_outputs_and_grads(Seeded(net), Seeded(loop), x, lengths, rtol=1e-10)

@@ -134,3 +134,18 @@ def test_ctrl_c_inside_fit_checkpoints_then_raises(tmp_path):
     history = fit(net, data, config=TrainConfig(epochs=5, verbose=0), run_dir=tmp_path,
                   resume=True)  # fmt: skip
     assert history["epoch"] == [1, 2, 3, 4, 5]
+
+
+def test_a_diverging_run_stops_with_advice_and_exit_2(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(BASE + "  test_size: 12\nmodel:\n  lookback: 12\n  hidden_size: 4\n"
+                      "  num_layers: 1\n  epochs: 30\n  validation_fraction: 0\n",
+                      encoding="utf-8")  # fmt: skip
+    bad = ["--set", "model.lr=1.0e+9", "--set", "model.optimizer=sgd", "--set",
+           "model.clip_norm=null", "--set", "model.max_bad_steps=3"]  # fmt: skip
+    with pytest.warns(UserWarning):
+        code = main(["train", str(config), "--run-dir", str(tmp_path / "run"), "--quiet", *bad])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert re.search(r"error: epoch \d+, batch \d+: 3 updates in a row had a non-finite", err)
+    assert "Try gradient clipping (clip_norm" in err and "Traceback" not in err

@@ -39,7 +39,8 @@ POOLINGS = ("last", "mean", "attention")  # of estimators with one output per se
 BODY = ("hidden_size", "num_layers", "cell", "nonlinearity", "wiring", "residual", "layer_norm",
         "dropout", "recurrent_dropout", "zoneout", "bidirectional", "between", "outputs",
         "bias")  # fmt: skip
-TRAINING = ("epochs", "seed", "optimizer", "lr", "clip_norm", "verbose")
+TRAINING = ("epochs", "seed", "optimizer", "lr", "clip_norm", "verbose", "max_bad_steps",
+            "bad_step_lr_factor", "keep_checkpoints")  # fmt: skip
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -52,6 +53,9 @@ class RNNEstimator(BaseEstimator):
     Training (`deeprnn.train.fit`): epochs, batch_size, lr, optimizer, clip_norm (global
     gradient norm; None: off), seed (weights, shuffling, dropout and sampling), verbose (1: a
     progress bar per epoch on a terminal), device ("cpu", "cuda", "cuda:N" or "auto").
+    Reliability (see `deeprnn.train.guard`): checkpoint_dir and resume, keep_checkpoints;
+    updates with a non-finite loss or gradient are skipped (bad_step_lr_factor < 1 lowers the
+    lr at each) and max_bad_steps of them in a row stop training with a TrainingError.
     Early stopping: a `validation_fraction` of the training data is held out (stratified for
     classifiers, the last part in time for series and text streams); training stops after
     `patience` epochs without a lower validation loss and keeps the best weights.
@@ -86,6 +90,9 @@ class RNNEstimator(BaseEstimator):
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" | "auto" (cuda when available)
     checkpoint_dir: str | None = None  # write a training checkpoint here after every epoch
     resume: bool = False  # continue from the last checkpoint in checkpoint_dir, if any
+    keep_checkpoints: int = 1  # checkpoints kept in checkpoint_dir (the newest)
+    max_bad_steps: int | None = 10  # stop after this many non-finite updates in a row
+    bad_step_lr_factor: float = 1.0  # lr multiplier at every skipped non-finite update
 
     # Learned attributes that save() writes to estimator.json besides the weights.
     _learned: ClassVar[tuple[str, ...]] = ()

@@ -100,11 +100,14 @@ def train_batch(
     config: TrainConfig,
     optimizer: torch.optim.Optimizer,
     schedule: Schedule,
+    combine: Callable[[Tensor, float], tuple[Tensor, float, float]] | None = None,
 ) -> Iterator[tuple[float, float, float | None, float, list]]:
     """Train on one batch; yield (loss, weight, grad_norm, lr, state) per chunk.
 
     grad_norm is None for a chunk without counted targets (no update); state is the
-    detached state at the chunk's end.
+    detached state at the chunk's end. `combine(loss, weight)` -> (loss to back-propagate,
+    loss to report, total weight) lets data-parallel training weigh a rank's share of a
+    global batch (`deeprnn.distributed`); None: this batch alone.
     """
     k1 = config.tbptt_k1
     boundary = {0: h0}  # detached states at the cuts, by time step
@@ -123,9 +126,12 @@ def train_batch(
         loss, weight = task_loss(
             task, logits, target, window_lengths(lengths, loss_start, end), config.class_weights
         )
+        reported = float(loss.detach())
+        if combine is not None:
+            loss, reported, weight = combine(loss, weight)
         state = map_state(Tensor.detach, state)
         boundary[end] = state if finite_state(state) else None  # diverged: restart from zero
         lr, norm = schedule.lr, None
         if weight > 0:
             norm = update(model, loss, optimizer, schedule, config)
-        yield float(loss.detach()), weight, norm, lr, boundary[end]
+        yield reported, weight, norm, lr, boundary[end]
