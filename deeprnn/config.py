@@ -115,6 +115,7 @@ class RunConfig:
     model: dict = field(default_factory=dict)  # arguments of the task's estimator
     run_dir: str | None = None  # default: runs/<task>
     samples: int = 3  # char_lm: generations written to the report
+    gradient_flow_every: int = 0  # record gradient flow every N epochs (plots + report); 0: off
 
     def __post_init__(self) -> None:
         if self.task not in RUN_TASKS:

@@ -271,3 +271,36 @@ def _stats(cell: nn.Module, steps: tuple[list, list], valid: Tensor, s: float) -
         "saturated": None if kind == "relu" else _saturated(h, kind, s),
         "gates": gates,
     }
+
+
+class GradientFlowRecorder:
+    """A `fit` callback: every `every` epochs, the gradient flow on that epoch's last
+    training batch, drawn to `out_dir/gradient_flow_epochNNN.png`; `records` keeps
+    (epoch, verdict, path). Models that are not a DeepRNN / SequenceModel are passed over."""
+
+    def __init__(self, every: int, out_dir) -> None:
+        from pathlib import Path
+
+        if not isinstance(every, int) or every < 1:
+            raise InputTypeError(f"every must be a positive int, got {every!r}")
+        self.every, self.out_dir = every, Path(out_dir)
+        self.records: list[tuple[int, dict, object]] = []
+        self._batch = None
+
+    def __call__(self, event: str, state: dict) -> None:
+        from deeprnn import distributed, plots
+
+        if event == "batch_end":
+            self._batch = (state["x"].detach(), state["lengths"])
+        if event != "epoch_end" or state["epoch"] % self.every or self._batch is None:
+            return
+        model = getattr(state["model"], "module", state["model"])  # unwrap DDP
+        body = model.body if isinstance(model, SequenceModel) else model
+        if not isinstance(body, DeepRNN) or not distributed.is_main():
+            return
+        x, lengths = self._batch
+        flow = gradient_flow(model, x, lengths=lengths)
+        epoch = state["epoch"]
+        path = plots.gradient_flow(flow, self.out_dir / f"gradient_flow_epoch{epoch:03d}.png",
+                                   title=f"Gradient flow after epoch {epoch}")  # fmt: skip
+        self.records.append((epoch, flow.verdict(), path))

@@ -23,9 +23,11 @@ from typing import Any
 from deeprnn import distributed, plots
 from deeprnn.config import RunConfig
 from deeprnn.config_io import ConfigError, apply_overrides, from_dict, read_yaml, write_yaml
+from deeprnn.diagnostics import GradientFlowRecorder
 from deeprnn.errors import InputError
 from deeprnn.estimators import RNNEstimator
 from deeprnn.tasks import Outcome, run_task
+from deeprnn.train.loop import extra_callbacks
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), data: dict | None = None):
@@ -49,6 +51,10 @@ def check_run_config(cfg: RunConfig) -> RunConfig:
     data = cfg.data
     if cfg.samples < 0:
         raise ConfigError(f"samples: expected an int >= 0, got {cfg.samples}")
+    if cfg.gradient_flow_every < 0:
+        raise ConfigError(
+            f"gradient_flow_every: expected an int >= 0 (0: off), got {cfg.gradient_flow_every}"
+        )
     if not math.isfinite(data.test_size):
         raise ConfigError(f"data.test_size: expected a finite number > 0, got {data.test_size}")
     if data.season < 1:
@@ -107,7 +113,13 @@ def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, ver
         return run_dir, est, outcome
     _writable(run_dir)
     write_yaml(cfg, run_dir / "config.yaml")
-    est, outcome = run_task(cfg, run_dir, fixed)
+    recorders = []
+    if cfg.gradient_flow_every > 0:
+        recorders.append(GradientFlowRecorder(cfg.gradient_flow_every, run_dir / "plots"))
+    with extra_callbacks(*recorders):
+        est, outcome = run_task(cfg, run_dir, fixed)
+    for recorder in recorders:
+        outcome.notes.extend(gradient_flow_notes(recorder, run_dir))
     est.save(run_dir / "model")
     history = est.history_.to_dict() if getattr(est, "history_", None) is not None else {}
     _write_history(history, run_dir / "history.csv")
@@ -117,6 +129,19 @@ def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, ver
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     (run_dir / "report.md").write_text(report(cfg, outcome, run_dir, history), encoding="utf-8")
     return run_dir, est, outcome
+
+
+def gradient_flow_notes(recorder: GradientFlowRecorder, run_dir: Path) -> list[str]:
+    """Report lines: per recorded epoch, whether each layer's gradient vanishes or explodes."""
+    lines = ["## Gradient flow", "",
+             "||dL/dh_t|| at the first step over the last one, per layer and direction "
+             "(< 1e-3 vanishing, > 1e3 exploding):", ""]  # fmt: skip
+    for epoch, verdict, path in recorder.records:
+        cells = ", ".join(f"{row}: {word} ({ratio:.1e})" for row, (word, ratio) in verdict.items())
+        lines += [
+            f"- epoch {epoch}: {cells} ([plot]({Path(path).relative_to(run_dir).as_posix()}))"
+        ]
+    return lines + [""]
 
 
 def _writable(run_dir: Path) -> None:

@@ -123,3 +123,21 @@ def test_bad_arguments(tmp_path, capsys):
         main(["generate", str(tmp_path), "-n", "0"])
     assert exit_info.value.code == 2
     assert "expected a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_train_records_gradient_flow_every_n_epochs(tmp_path):
+    cfg = write(tmp_path / "w.yaml", "task: sequence_classification\ndata:\n  dataset: waveforms\n"
+                "gradient_flow_every: 2\nmodel:\n  epochs: 4\n  hidden_size: 8\n"
+                "  validation_fraction: 0\n  cell: rnn\n")  # fmt: skip
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "r"), "--quiet"]) == 0
+    plots = sorted(p.name for p in (tmp_path / "r" / "plots").glob("gradient_flow_*.png"))
+    assert plots == ["gradient_flow_epoch002.png", "gradient_flow_epoch004.png"]
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## Gradient flow" in report
+    import re
+
+    lines = [ln for ln in report.splitlines() if ln.startswith("- epoch ")]
+    assert len(lines) == 2
+    assert all(re.search(r"layer 0 fwd: (vanishing|healthy|exploding) \(", ln) for ln in lines)
+    bad = ["train", str(cfg), "--set", "gradient_flow_every=-1", "--run-dir", str(tmp_path)]
+    assert main(bad) == 2

@@ -19,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import torch
@@ -82,6 +84,20 @@ def check_config(config: TrainConfig, task: str) -> None:
         raise InputError("TrainConfig.tbptt_k2 needs tbptt_k1 (the update interval)")
 
 
+# Callbacks added around code that calls fit indirectly (the CLI around an estimator).
+_EXTRA_CALLBACKS: ContextVar[tuple[Callback, ...]] = ContextVar("fit_callbacks", default=())
+
+
+@contextmanager
+def extra_callbacks(*callbacks: Callback) -> Iterator[None]:
+    """Within the block, every `fit` also calls these callbacks."""
+    token = _EXTRA_CALLBACKS.set(_EXTRA_CALLBACKS.get() + callbacks)
+    try:
+        yield
+    finally:
+        _EXTRA_CALLBACKS.reset(token)
+
+
 def _unpack(batch, device: torch.device):
     """(x, lengths, y, reset) on `device` from a batch tuple or a bare x."""
     parts = list(batch) if isinstance(batch, (tuple, list)) else [batch]
@@ -118,7 +134,7 @@ def _train_epoch(
             step += 1
             info = {"epoch": epoch, "step": step, "batch": index, "loss": loss,
                     "grad_norm": norm, "lr": lr_used, "samples": x.shape[0], "model": model,
-                    "optimizer": optimizer}  # fmt: skip
+                    "optimizer": optimizer, "x": x, "lengths": lengths}  # fmt: skip
             stop = run_callbacks(callbacks, "batch_end", info) or stop
         bar.update(x.shape[0], loss_sum / weight_sum if weight_sum else float("nan"))
         stop = distributed.any_rank(stop)  # all ranks end the epoch at the same batch
@@ -154,7 +170,7 @@ def fit(
     data-parallel with DDP, each rank on its rows of every batch; see `deeprnn.distributed`.
     """
     check_config(config, task)
-    callbacks = [*callbacks, interrupt.stop_on_request]  # Ctrl-C in graceful_interrupt
+    callbacks = [*callbacks, *_EXTRA_CALLBACKS.get(), interrupt.stop_on_request]
     if not hasattr(train, "__iter__"):
         raise InputTypeError(f"train must be an iterable of batches, got {type(train).__name__}")
     if resume and run_dir is None:
