@@ -152,6 +152,19 @@ class RecurrentLayer(nn.Module):
             return tuple(s.unsqueeze(0).repeat(2, 1, 1) for s in state)
         return state.unsqueeze(0).repeat(2, 1, 1)
 
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One time step of a unidirectional layer: x (B, I) -> (h (B, H), new state).
+
+        torch's one-step kernel (what nn.LSTMCell calls) where it computes the cell, else
+        the cell itself: either costs far less than setting a sequence kernel up for T = 1.
+        """
+        kernel = _native_kernel(self.cell) if self.native and self.torch_kernel else None
+        if kernel is None:
+            return self.cell(x, state)
+        c = self.cell
+        new = _STEP_KERNELS[kernel](x, state, c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)
+        return (new[0] if isinstance(new, tuple) else new), new
+
     def forward(
         self, x: Tensor, state: State | None = None, lengths: Tensor | None = None
     ) -> tuple[Tensor, State]:
@@ -229,11 +242,7 @@ def _native_forward(
     if kernel is None or not layer.native or not layer.torch_kernel:
         return None
     if x.shape[1] == 1 and not layer.bidirectional and (lengths is None or bool(lengths.all())):
-        c = layer.cell
-        new = _STEP_KERNELS[kernel](
-            x.select(1, 0), state, c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh
-        )
-        h = new[0] if isinstance(new, tuple) else new
+        h, new = layer.step(x.select(1, 0), state)
         return h.unsqueeze(1), new
     cells = layer.cells
     weights = [p for c in cells for p in (c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)]

@@ -25,6 +25,7 @@ from deeprnn.config import (
 from deeprnn.errors import (
     InputError,
     InputTypeError,
+    all_finite,
     check_choice,
     check_lengths,
     check_sequence_batch,
@@ -105,6 +106,13 @@ def _check_residual_widths(config: RNNConfig) -> None:
                 f"widths differ ({widths[layer - 1]} vs {widths[layer]}); use one hidden_size "
                 "for the layers or residual=False"
             )
+
+
+class StepState(list):
+    """The state `DeepRNN.step` returns: the usual list, one entry per layer, marked with
+    the network, batch size and dtype it belongs to, so that the next step can trust it."""
+
+    __slots__ = ("key",)
 
 
 class DeepRNN(nn.Module):
@@ -215,19 +223,8 @@ class DeepRNN(nn.Module):
             mask = steps.to(x.device).unsqueeze(-1)  # (B, T, 1)
         below, outs, final = None, [], []
         for i, layer in enumerate(self.layers):
-            if below is None:
-                u = x
-            else:
-                z = below
-                if c.between is not None:
-                    z = self.between_activation(self.between[i - 1](z))
-                z = self.drop(z)
-                u = torch.cat([x, z], dim=-1) if c.wiring == "skip" else z
-            r, s = layer(u, state[i], lengths)
-            if c.residual:
-                skip = x if below is None else below
-                if skip.shape[-1] == r.shape[-1]:
-                    r = r + skip
+            r, s = layer(self._layer_input(i, x, below), state[i], lengths)
+            r = self._residual(r, x, below)
             if mask is not None:
                 r = r * mask
             below = r
@@ -236,9 +233,33 @@ class DeepRNN(nn.Module):
         out = torch.cat(outs, dim=-1) if c.outputs == "all" else outs[-1]
         return out, final
 
+    def _layer_input(self, i: int, x: Tensor, below: Tensor | None) -> Tensor:
+        """What layer i reads: x, or [between](o_(i-1)) after dropout, with x ("skip")."""
+        if below is None:
+            return x
+        c = self.config
+        z = below
+        if c.between is not None:
+            z = self.between_activation(self.between[i - 1](z))
+        if self.training and c.dropout > 0.0:  # skip the module call: step() runs per sample
+            z = self.drop(z)
+        return torch.cat([x, z], dim=-1) if c.wiring == "skip" else z
+
+    def _residual(self, r: Tensor, x: Tensor, below: Tensor | None) -> Tensor:
+        """r + o_(i-1) (x for the first layer) when residual and the widths agree."""
+        if not self.config.residual:
+            return r
+        skip = x if below is None else below
+        return r + skip if skip.shape[-1] == r.shape[-1] else r
+
     @torch.no_grad()
     def step(self, x_t: Tensor, state: list[State] | None = None) -> tuple[Tensor, list[State]]:
-        """One time step for streaming inference: x_t (B, I) -> (output (B, W), state)."""
+        """One time step for streaming inference: x_t (B, I) -> (output (B, W), state).
+
+        Equals calling the network on x_t as a sequence of one step, at the cost of torch's
+        one-step kernels: x_t is checked on every call; a state that the previous `step` of
+        this network returned (a `StepState`) is not re-checked, any other state is.
+        """
         if self.config.bidirectional:
             raise InputError(
                 "step() needs a unidirectional network: the reverse direction "
@@ -248,8 +269,20 @@ class DeepRNN(nn.Module):
             raise InputError(
                 f"x_t must be a tensor (batch, features), got {getattr(x_t, 'shape', x_t)!r}"
             )
-        out, state = self(x_t.unsqueeze(1), state)
-        return out[:, 0], state
+        dtype = self.layers[0].cell.weight_ih.dtype
+        check_sequence_batch(x_t.unsqueeze(1), "x_t", self.config.input_size, dtype)
+        if not (isinstance(state, StepState) and state.key == (self, x_t.shape[0], dtype)):
+            state = self._check_state(state, x_t)
+        below, outs = None, []
+        final = StepState()
+        final.key = (self, x_t.shape[0], dtype)
+        for i, layer in enumerate(self.layers):
+            r, s = layer.step(self._layer_input(i, x_t, below), state[i])
+            below = self._residual(r, x_t, below)
+            outs.append(below)
+            final.append(s)
+        out = torch.cat(outs, dim=-1) if self.config.outputs == "all" else outs[-1]
+        return out, final
 
     def _check_state(self, state, x: Tensor) -> list[State]:
         if state is None:
@@ -275,6 +308,6 @@ class DeepRNN(nn.Module):
                     f"{shapes} and dtype {want[0].dtype} for layer {i} ({layer.cell.kind}), got "
                     f"{seen}"
                 )
-            if not all(bool(torch.isfinite(g).all()) for g in got):
+            if not all(all_finite(g) for g in got):
                 raise InputError(f"state[{i}] contains NaN or inf")
         return list(state)

@@ -151,11 +151,13 @@ def test_gradcheck_of_the_functions():
 )  # fmt: skip
 def test_step_equals_the_full_sequence(kw):
     torch.manual_seed(6)
-    net = DeepRNN(4, [6, 5], **kw).eval()
-    x = torch.randn(2, 7, 4)
+    _assert_steps_equal_the_sequence(DeepRNN(4, [6, 5], **kw).eval(), torch.randn(2, 7, 4))
+
+
+def _assert_steps_equal_the_sequence(net, x):
     full, final = net(x)
     state = None
-    for t in range(7):
+    for t in range(x.shape[1]):
         y, state = net.step(x[:, t], state)
         torch.testing.assert_close(y, full[:, t])
     for a, b in zip(state, final):
@@ -246,3 +248,11 @@ def test_single_steps_equal_the_loop(kw, with_lengths):
     loop.load_state_dict(net.state_dict())
     x, lengths = random_batch(4, 1, 5, with_lengths)
     assert_same_outputs_and_grads(Seeded(net), Seeded(loop), x, lengths, rtol=1e-10)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_step_follows_every_wiring(native):
+    torch.manual_seed(7)
+    net = DeepRNN(5, 5, num_layers=3, residual=True, between="tanh", outputs="all",
+                  wiring="skip", cell=["lstm", "gru", "rnn"]).eval().use_native(native)  # fmt: skip
+    _assert_steps_equal_the_sequence(net, torch.randn(3, 6, 5))

@@ -123,3 +123,22 @@ def test_bad_parallel():
         par([torch.zeros(1, 2, 2)] * 3)
     with pytest.raises(InputError, match="different lengths .* outputs='last'"):
         par([torch.zeros(1, 2, 2), torch.zeros(1, 5, 2)])
+
+
+def test_step_checks_its_input_and_any_state_it_did_not_return():
+    torch.manual_seed(0)
+    net = DeepRNN(3, 4, num_layers=2).eval()
+    _, state = net.step(torch.randn(2, 3))
+    with pytest.raises(InputError, match="NaN or inf"):
+        net.step(torch.tensor([[0.0, float("nan"), 0.0]] * 2), state)
+    with pytest.raises(InputError, match="features"):
+        net.step(torch.randn(2, 5), state)
+    bad = [(h.clone(), c.clone()) for h, c in state]
+    bad[1][0][0, 0] = float("inf")
+    with pytest.raises(InputError, match=r"state\[1\] contains NaN or inf"):
+        net.step(torch.randn(2, 3), bad)  # a plain list: checked in full
+    with pytest.raises(InputError, match=r"state\[0\] must be \(h, c\) with shape"):
+        net.step(torch.randn(3, 3), state)  # our state, but for 2 rows: checked again
+    other = DeepRNN(3, 4, num_layers=2, cell="gru").eval()
+    with pytest.raises(InputError, match=r"state\[0\] must be h with shape"):
+        other.step(torch.randn(2, 3), state)  # another network's state: checked again

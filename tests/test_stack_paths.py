@@ -92,18 +92,6 @@ def test_cells_match_torch_cells(ours, theirs):
     torch.testing.assert_close(h, expected)
 
 
-def test_step_equals_full_sequence():
-    torch.manual_seed(3)
-    net = DeepRNN(4, [6, 5], cell=["lstm", "gru"], wiring="skip").eval()
-    x = torch.randn(2, 5, 4)
-    full, final = net(x)
-    state = None
-    for t in range(5):
-        y, state = net.step(x[:, t], state)
-        torch.testing.assert_close(y, full[:, t])
-    torch.testing.assert_close(state[0][1], final[0][1])
-
-
 def test_state_carried_across_calls_equals_one_call():
     torch.manual_seed(4)
     net = DeepRNN(3, 4, num_layers=2, cell="lstm", bidirectional=False)
