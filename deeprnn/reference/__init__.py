@@ -8,6 +8,8 @@
     loss, d_logits = loss_forward("ce" | "bce" | "mse", logits, target, mask=None)
 
 Parameter names and config keys are those of docs/semantics.md (torch state_dict names).
+It computes the network in eval mode: zoneout as its expectation (u = 1 - p_h, v = 1 - p_c);
+dropout and recurrent dropout act only in training and are ignored here.
 """
 
 from deeprnn.reference.cells import cell_backward, cell_forward

@@ -8,6 +8,10 @@ The equations are those of docs/semantics.md, with PyTorch's names and gate orde
     GRU : r = s(a_x[r] + a_h[r]); z = s(a_x[z] + a_h[z]); n = tanh(a_x[n] + r * a_h[n])
           h' = (1 - z) * n + z * h
 
+Zoneout (eval mode, the expectation) blends a step's new state with the old one:
+state = old + u * (new - old), with u = 1 - p_h for h and 1 - p_c for the LSTM's c; the cell
+itself is unchanged (the LSTM's h' is computed from the un-zoned c').
+
 A cell knows nothing of time. A state is always a tuple here: `(h,)` for RNN / GRU and
 `(h, c)` for LSTM, so the time loop treats every cell alike. `p` is the cell's own parameter
 dict with local names (`weight_ih`, `ln_ih.weight`, ...); a bias absent from `p` is zero.
@@ -232,6 +236,39 @@ def gru_backward(p: Params, cache: Cache, d_state_new: State, grads: Params) -> 
     da_h = np.concatenate([da_r, da_z, da_n * r], axis=-1)
     dx, dh = project_backward(p, cache["proj"], da_x, da_h, grads)
     return dx, (dh + dh_direct,)
+
+
+# --- zoneout --------------------------------------------------------------------------
+
+# One update share per state entry, u for h (and v for the LSTM's c); None: no zoneout.
+Updates = tuple[float | None, ...]
+
+
+def zoneout_updates(kind: str, zoneout: tuple[float, float]) -> Updates:
+    """(p_h, p_c) -> the eval-mode shares (1 - p_h,) or, for the LSTM, (1 - p_h, 1 - p_c).
+
+    p = 0 gives None rather than u = 1, so that a net without zoneout computes exactly the
+    plain cell (old + 1 * (new - old) may round differently from new).
+    """
+    shares = tuple(None if p == 0.0 else 1.0 - p for p in zoneout)
+    return shares if kind == "lstm" else shares[:1]
+
+
+def zoneout_forward(old: State, new: State, updates: Updates) -> State:
+    """Each entry old + u * (new - old), i.e. keep a share 1 - u of the old state."""
+    return tuple(n if u is None else o + u * (n - o) for o, n, u in zip(old, new, updates))
+
+
+def zoneout_backward(d_state: State, updates: Updates) -> tuple[State, State]:
+    """d(zoned state) -> (d(cell's new state), the direct part of d(old state)).
+
+    d new = u * d;  d old = (1 - u) * d, to which the caller adds the path through the cell.
+    """
+    d_new = tuple(d if u is None else u * d for d, u in zip(d_state, updates))
+    d_old = tuple(
+        np.zeros_like(d) if u is None else (1.0 - u) * d for d, u in zip(d_state, updates)
+    )
+    return d_new, d_old
 
 
 # --- dispatch --------------------------------------------------------------------------

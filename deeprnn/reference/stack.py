@@ -4,6 +4,7 @@ For layer l (docs/semantics.md is the contract):
 
     u_0 = x;  u_l = z_l ("stack") or concat(x, z_l) ("skip"),  z_l = act(o_{l-1} W^T + b) | o_{l-1}
     r_l = concat(h_fwd, h_bwd) of the recurrence over t < len_b (zero for t >= len_b)
+          each step: state_t = zoneout(state_{t-1}, cell(u_t, state_{t-1}))
     o_l = r_l + o_{l-1} (residual, l > 0), r_0 + x (residual, W_0 == I), else r_l
     out = o_{L-1} ("top") or concat(o_0, ..., o_{L-1}) ("all")
 
@@ -12,7 +13,12 @@ in the opposite order of the forward pass and keeps dL/d(state after the step); 
 
     dL/dh_t = dL/dr_t (from the layer's output at t) + dL/dh_t (carried from step t+1)
 
-which goes through the cell into dL/du_t and dL/d(state before the step).
+which goes through the zoneout blend and the cell into dL/du_t and dL/d(state before
+the step).
+
+Covered: the eval-mode network. Zoneout is its eval-mode expectation, state_{t-1} + u *
+(cell's new state - state_{t-1}) with u = 1 - p_h (h) and 1 - p_c (LSTM c). Dropout between
+layers and recurrent dropout act only in training, so the reference ignores them.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from deeprnn.reference.cells import (
     activation_forward,
     cell_backward,
     cell_forward,
+    zoneout_backward,
+    zoneout_forward,
+    zoneout_updates,
 )
 
 Params = dict[str, Array]
@@ -40,7 +49,9 @@ def _config(config: dict[str, Any]) -> dict[str, Any]:
     """A copy of `config` with list-valued `hidden_size` and `cell` and defaults filled in."""
     cfg = {"nonlinearity": "tanh", "wiring": "stack", "residual": False, "layer_norm": False}
     cfg |= {"bidirectional": False, "between": None, "outputs": "top", "bias": True}
+    cfg |= {"zoneout": 0.0}
     cfg |= dict(config)
+    cfg["zoneout"] = _zoneout_pair(cfg["zoneout"])
     hidden = cfg["hidden_size"]
     cfg["hidden_size"] = [hidden] if isinstance(hidden, int) else list(hidden)
     cells = cfg["cell"]
@@ -50,6 +61,14 @@ def _config(config: dict[str, Any]) -> dict[str, Any]:
     cfg["D"] = 2 if cfg["bidirectional"] else 1
     cfg["widths"] = [cfg["D"] * h for h in cfg["hidden_size"]]
     return cfg
+
+
+def _zoneout_pair(zoneout: Any) -> tuple[float, float]:
+    """`zoneout` p or (p_h, p_c) -> (p_h, p_c), each in [0, 1)."""
+    pair = tuple(zoneout) if isinstance(zoneout, (list, tuple)) else (zoneout, zoneout)
+    if len(pair) != 2 or not all(0.0 <= float(p) < 1.0 for p in pair):
+        raise ValueError(f"config: zoneout must be p or (p_h, p_c) in [0, 1), got {zoneout!r}")
+    return float(pair[0]), float(pair[1])
 
 
 def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -121,17 +140,19 @@ def run_direction(
 ) -> tuple[Array, State, list]:
     """One direction of one layer over time: u (B, T, n_in) -> h sequence (B, T, H).
 
-    state_t = cell(u_t, state_{t-1}) on rows with t < len_b, state_{t-1} elsewhere, so each
-    row starts at t = len_b - 1 when `reverse` and its final state is the last real step's.
-    h_t is zero for t >= len_b.
+    state_t = zoneout(state_{t-1}, cell(u_t, state_{t-1})) on rows with t < len_b,
+    state_{t-1} elsewhere, so each row starts at t = len_b - 1 when `reverse` and its final
+    state is the last real step's. h_t (the zoned h) is zero for t >= len_b.
     """
     B, T, _ = u.shape
+    updates = zoneout_updates(kind, cfg["zoneout"])
     state, h_seq, steps = state0, np.zeros((B, T, state0[0].shape[-1])), []
     for t in reversed(range(T)) if reverse else range(T):
         valid = mask[:, t, None]  # (B, 1)
         new, step_cache = cell_forward(
             kind, p, u[:, t], state, cfg["nonlinearity"], cfg["layer_norm"]
         )
+        new = zoneout_forward(state, new, updates)
         state = tuple(np.where(valid, s_new, s_old) for s_new, s_old in zip(new, state))
         h_seq[:, t] = np.where(valid, new[0], 0.0)
         steps.append((t, step_cache))
@@ -139,25 +160,38 @@ def run_direction(
 
 
 def run_direction_backward(
-    kind: str, p: Params, steps: list, mask: Array, d_h_seq: Array, d_final: State, n_in: int
+    kind: str,
+    p: Params,
+    steps: list,
+    mask: Array,
+    d_h_seq: Array,
+    d_final: State,
+    n_in: int,
+    zoneout: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[Params, Array, State]:
     """BPTT through `run_direction`: returns (weight grads, du (B, T, n_in), d state0).
 
     `d_state` is dL/d(state after the step). At step t, on rows with t < len_b:
-        d(new state) = d_state + (dL/dh_t from the output, in the h slot)
-        d_state     <- cell backward of d(new state)       (dL/d state before the step)
-    and on rows with t >= len_b the state passed through unchanged, so d_state stays.
+        d(zoned state) = d_state + (dL/dh_t from the output, in the h slot)
+        d_state     <- (1 - u) d(zoned state)                 (zoneout: the kept old state)
+                       + cell backward of u d(zoned state)    (the cell's new state)
+    (without zoneout u = 1) and on rows with t >= len_b the state passed through unchanged,
+    so d_state stays.
     """
+    updates = zoneout_updates(kind, zoneout)
     grads = {k: np.zeros_like(v) for k, v in p.items()}
     B, T, _ = d_h_seq.shape
     du = np.zeros((B, T, n_in))
     d_state = d_final
     for t, step_cache in reversed(steps):
         valid = mask[:, t, None].astype(np.float64)
-        d_new = [valid * d for d in d_state]
-        d_new[0] = d_new[0] + valid * d_h_seq[:, t]
-        du[:, t], d_old = cell_backward(kind, p, step_cache, tuple(d_new), grads)
-        d_state = tuple(d_o + (1.0 - valid) * d for d_o, d in zip(d_old, d_state))
+        d_zoned = [valid * d for d in d_state]
+        d_zoned[0] = d_zoned[0] + valid * d_h_seq[:, t]
+        d_new, d_kept = zoneout_backward(tuple(d_zoned), updates)
+        du[:, t], d_old = cell_backward(kind, p, step_cache, d_new, grads)
+        d_state = tuple(
+            d_o + d_k + (1.0 - valid) * d for d_o, d_k, d in zip(d_old, d_kept, d_state)
+        )
     return grads, du, d_state
 
 
@@ -261,7 +295,7 @@ def backward(
             p = _sub(params, f"layers.{i}.{name}.")
             dr = do[..., d * h : (d + 1) * h]
             g, du_d, d_start = run_direction_backward(
-                kind, p, layer["steps"][d], mask, dr, d_finals[d], layer["n_in"]
+                kind, p, layer["steps"][d], mask, dr, d_finals[d], layer["n_in"], cfg["zoneout"]
             )
             for k, v in g.items():
                 grads[f"layers.{i}.{name}.{k}"] += v
