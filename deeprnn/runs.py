@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import math
 import tempfile
@@ -27,6 +28,7 @@ from deeprnn.diagnostics import GradientFlowRecorder
 from deeprnn.errors import InputError
 from deeprnn.estimators import RNNEstimator
 from deeprnn.tasks import Outcome, run_task
+from deeprnn.train.checkpoint import atomic_write
 from deeprnn.train.loop import extra_callbacks
 
 
@@ -126,8 +128,9 @@ def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, ver
     if history.get("train_loss"):
         outcome.plots.insert(0, plots.training_curves(history, run_dir / "plots" / "training.png"))
     summary = {"task": cfg.task, "metrics": outcome.metrics, "baselines": outcome.baselines}
-    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    (run_dir / "report.md").write_text(report(cfg, outcome, run_dir, history), encoding="utf-8")
+    # Written like checkpoints (temp file, fsync, rename): a crash leaves old or new, never half.
+    atomic_write(run_dir / "metrics.json", json.dumps(summary, indent=2).encode("utf-8"))
+    atomic_write(run_dir / "report.md", report(cfg, outcome, run_dir, history).encode("utf-8"))
     return run_dir, est, outcome
 
 
@@ -157,11 +160,12 @@ def _writable(run_dir: Path) -> None:
 def _write_history(history: dict[str, list], path: Path) -> None:
     keys = list(history)
     n = max((len(v) for v in history.values()), default=0)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(keys)
-        for i in range(n):
-            writer.writerow(["" if history[k][i] is None else history[k][i] for k in keys])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(keys)
+    for i in range(n):
+        writer.writerow(["" if history[k][i] is None else history[k][i] for k in keys])
+    atomic_write(path, text.getvalue().encode("utf-8"))
 
 
 def _fmt(value: Any) -> str:

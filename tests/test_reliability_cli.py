@@ -149,3 +149,27 @@ def test_a_diverging_run_stops_with_advice_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(r"error: epoch \d+, batch \d+: 3 updates in a row had a non-finite", err)
     assert "Try gradient clipping (clip_norm" in err and "Traceback" not in err
+
+
+def test_run_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """metrics.json, report.md and history.csv go through a temp file and a rename: a crash
+    while a second run writes them leaves the first run's files complete."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(BASE + "model:\n  epochs: 1\n  hidden_size: 4\n  num_layers: 1\n")
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--run-dir", str(run), "--quiet"]) == 0
+    before = {name: (run / name).read_bytes() for name in ("metrics.json", "report.md")}
+    real_replace = os.replace
+
+    def crash_on_report(src, dst):
+        if str(dst).endswith("report.md"):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_report)
+    with pytest.raises(OSError, match="No space"):
+        main(["--debug", "train", str(cfg), "--run-dir", str(run), "--quiet",
+              "--set", "model.seed=1"])  # fmt: skip
+    assert (run / "report.md").read_bytes() == before["report.md"]
+    assert (run / "metrics.json").read_bytes() != before["metrics.json"]  # written before it
+    assert not list(run.glob(".*.tmp"))  # no temporary file left behind
