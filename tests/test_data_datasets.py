@@ -94,14 +94,15 @@ def test_dialogue_lines_drop_names_directions_and_headings():
 
 def test_shakespeare_lines_balanced_labelled_and_fixed():
     ds = load_dataset("shakespeare_lines")
-    assert len(ds.texts) == len(ds.labels) == len(ds.plays) == 2000
+    assert len(ds.texts) == len(ds.labels) == len(ds.plays) == 8572
     assert ds.label_names == ["comedy", "tragedy"]
-    assert Counter(ds.plays) == {title: 500 for _, title, _ in PLAYS}
+    char = load_dataset("shakespeare_char")
+    assert Counter(ds.plays) == {p: len(dialogue_lines(char.plays[p])) for p in char.plays}
+    assert Counter(ds.labels.tolist()) == {0: 3878, 1: 4694}
     genre = {title: g for _, title, g in PLAYS}
     assert all(ds.label_names[y] == genre[p] for y, p in zip(ds.labels, ds.plays))
     assert all(len(t.split()) >= 5 and "[" not in t for t in ds.texts)
     assert ds.labels[:100].sum() not in (0, 100)  # shuffled, so a slice mixes classes
-    char = load_dataset("shakespeare_char")
     assert all(t.split()[0] in char.plays[p] for t, p in zip(ds.texts[:50], ds.plays[:50]))
     assert load_dataset("shakespeare_lines").texts == ds.texts
 

@@ -93,6 +93,17 @@ def _summary_features(X: list[np.ndarray]) -> np.ndarray:
     return np.asarray(rows)
 
 
+def _padded_steps(X: list[np.ndarray], steps: int) -> np.ndarray:
+    """Each sequence's first `steps` steps, zero-padded and flattened: the raw inputs as one
+    row, for a linear model that sees every step without any feature engineering."""
+    first = np.asarray(X[0]).reshape(len(X[0]), -1)
+    out = np.zeros((len(X), steps, first.shape[1]))
+    for i, x in enumerate(X):
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)[:steps]
+        out[i, : len(x)] = x
+    return out.reshape(len(X), -1)
+
+
 def _class_scores(truth, pred) -> dict[str, float]:
     return {
         "accuracy": metrics.accuracy(truth, pred),
@@ -117,11 +128,21 @@ def run_sequences(cfg: RunConfig, run_dir: Path, fixed: dict):
     pred = est.predict(X_te)
     linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     linear.fit(_summary_features(X_tr), y_tr)
-    return est, _classification_outcome(
+    steps = max(len(x) for x in X_tr)  # longer test sequences are cut to this
+    raw = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    raw.fit(_padded_steps(X_tr, steps), y_tr)
+    outcome = _classification_outcome(
         y_te, pred, est.classes_, run_dir,
         {"majority_class": _majority(y_tr, len(y_te)),
-         "logistic_regression": linear.predict(_summary_features(X_te))},
+         "logistic_regression": linear.predict(_summary_features(X_te)),
+         "logistic_regression_steps": raw.predict(_padded_steps(X_te, steps))},
     )  # fmt: skip
+    outcome.notes += [
+        "Baselines: logistic_regression reads each sequence's mean, std, first and last step "
+        f"and length; logistic_regression_steps reads the raw steps, zero-padded to {steps}.",
+        "",
+    ]
+    return est, outcome
 
 
 def run_texts(cfg: RunConfig, run_dir: Path, fixed: dict):
