@@ -17,7 +17,14 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from deeprnn.kernels.projection import block_steps, project, project_backward, projection_grads
+from deeprnn.kernels.projection import (
+    block_grads,
+    block_steps,
+    new_stats,
+    project,
+    project_backward,
+    step_stats,
+)
 from deeprnn.kernels.script import scripted
 
 
@@ -31,23 +38,23 @@ def _forward(
     drop: Tensor | None,
     u_h: Tensor | None,
     eps: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, list[Tensor]]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """-> a_h (r * a_h[n] needs it), gates (r, z, n after their nonlinearities), h, LN."""
     T, B, G = a_x.shape
     H = G // 3
     a_h = a_x.new_empty(T, B, G)
     gates = a_x.new_empty(T, B, G)
     h = a_x.new_empty(T, B, H)
-    pre = a_x.new_empty(T, B, G) if gamma_hh is not None else a_x.new_empty(T, 0, 0)
-    ah_s, h_s, pre_s = a_h.unbind(0), h.unbind(0), pre.unbind(0)
+    ah_s, h_s = a_h.unbind(0), h.unbind(0)
     ax_rz, ax_n = a_x[:, :, : 2 * H].unbind(0), a_x[:, :, 2 * H :].unbind(0)
     ah_rz, ah_n = a_h[:, :, : 2 * H].unbind(0), a_h[:, :, 2 * H :].unbind(0)
     rz_s, n_s = gates[:, :, : 2 * H].unbind(0), gates[:, :, 2 * H :].unbind(0)
     r_s, z_s = gates[:, :, :H].unbind(0), gates[:, :, H : 2 * H].unbind(0)
-    stats: list[Tensor] = []
+    stats = new_stats(a_x, T, B, gamma_hh is not None)
+    stats_s = stats.unbind(0) if gamma_hh is not None else [stats] * T
     h_prev = h0
     for t in range(T):
-        project(h_prev, weight_t, gamma_hh, beta, drop, eps, None, ah_s[t], pre_s[t], stats)
+        project(h_prev, weight_t, gamma_hh, beta, drop, eps, None, ah_s[t], stats_s[t])
         torch.add(ax_rz[t], ah_rz[t], out=rz_s[t]).sigmoid_()
         torch.addcmul(ax_n[t], r_s[t], ah_n[t], out=n_s[t]).tanh_()
         if u_h is None:
@@ -55,7 +62,7 @@ def _forward(
         else:
             torch.lerp(h_prev, torch.lerp(n_s[t], h_prev, z_s[t]), u_h[t], out=h_s[t])
         h_prev = h_s[t]
-    return a_h, gates, h, pre, stats
+    return a_h, gates, h, stats
 
 
 @scripted
@@ -70,17 +77,20 @@ def _backward(
     gamma_hh: Tensor | None,
     drop: Tensor | None,
     u_h: Tensor | None,
-    pre: Tensor,
-    stats: list[Tensor],
+    stats: Tensor,
     block: int,
-) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
-    """-> dL/da_x, dL/da_h, dL/dh0, dL/d(W_hh m h) per step (backwards in time)."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]:
+    """-> dL/da_x, dL/dh0, dL/dW_hh, dL/d gamma_hh, dL/d beta (summed block by block)."""
     T, B, H = h.shape
-    d_ax, d_ah = torch.empty_like(gates), torch.empty_like(gates)
+    d_ax = torch.empty_like(gates)
     d_ax_s = d_ax.unflatten(-1, (3, H)).unbind(0)
+    d_ah = gates.new_empty(min(block, T), B, 3 * H)  # dL/da_h of a block's steps
     d_ah3_s, d_ah_s = d_ah.unflatten(-1, (3, H)).unbind(0), d_ah.unbind(0)
     dh_s = d_h.unbind(0)
-    d_pre: list[Tensor] = []
+    d_weight = torch.zeros_like(weight)
+    mean_s, rstd_s = step_stats(stats, T, gamma_hh is not None)
+    d_gamma: Tensor | None = None if gamma_hh is None else torch.zeros_like(gamma_hh)
+    d_beta = gates.new_zeros(3 * H)
     dh = dh_s[T - 1] + d_hT
     for k in range((T - 1) // block, -1, -1):
         start, stop = k * block, min(k * block + block, T)
@@ -102,20 +112,32 @@ def _backward(
         k_r = (1 - r).mul_(r).mul_(a_h[start:stop, :, 2 * H :]).mul_(k_n)
         k_x = torch.cat([k_r, k_z, k_n], dim=-1).unflatten(-1, (3, H))
         k_h = torch.cat([k_r, k_z, k_n * r], dim=-1).unflatten(-1, (3, H))
+        # m * h_{t-1} for dW_hh, and with LN_hh the block's W_hh m h_{t-1} again (not kept)
+        h_in = h_prev if drop is None else h_prev * drop
+        pre = h_in.matmul(weight.t()) if gamma_hh is not None else h_in
+        d_vs: list[Tensor] = []  # dL/d(W_hh m h_{t-1}) of the block's steps, backwards
         for j in range(stop - start - 1, -1, -1):
             t = start + j
             dh3 = dh.unsqueeze(1)
             torch.mul(k_x[j], dh3, out=d_ax_s[t])
-            torch.mul(k_h[j], dh3, out=d_ah3_s[t])
+            torch.mul(k_h[j], dh3, out=d_ah3_s[j])
             if t > 0:
                 add = torch.addcmul(dh_s[t - 1], dh, k_prev[j])
             else:
                 add = dh * k_prev[j]
-            mean, rstd = (stats[2 * t], stats[2 * t + 1]) if gamma_hh is not None else (dh, dh)
-            dh, d_v = project_backward(d_ah_s[t], weight, gamma_hh, drop, pre[t], mean, rstd, add)
+            dh, d_v = project_backward(
+                d_ah_s[j], weight, gamma_hh, drop, pre[j], mean_s[t], rstd_s[t], add
+            )
             if gamma_hh is not None:
-                d_pre.append(d_v)
-    return d_ax, d_ah, dh, d_pre
+                d_vs.append(d_v)
+        d_out = d_ah[: stop - start]
+        d_pre = d_out
+        if gamma_hh is not None:
+            d_vs.reverse()
+            d_pre = torch.stack(d_vs)
+        d_beta.add_(d_out.sum((0, 1)))
+        block_grads(d_weight, d_gamma, d_out, d_pre, h_in, pre, stats[start:stop])
+    return d_ax, dh, d_weight, d_gamma, d_beta
 
 
 class GRURecurrence(Function):
@@ -125,21 +147,17 @@ class GRURecurrence(Function):
 
     @staticmethod
     def forward(ctx, a_x, h0, weight_hh, beta, gamma_hh, drop, u_h, eps):
-        a_h, gates, h, pre, stats = _forward(a_x, h0, weight_hh.t(), beta, gamma_hh, drop, u_h, eps)
-        ctx.stats = stats
-        ctx.save_for_backward(h0, a_h, gates, h, weight_hh, gamma_hh, pre, drop, u_h)
+        a_h, gates, h, stats = _forward(a_x, h0, weight_hh.t(), beta, gamma_hh, drop, u_h, eps)
+        ctx.save_for_backward(h0, a_h, gates, h, weight_hh, gamma_hh, drop, u_h, stats)
         return h, h[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_h, d_hT):
-        h0, a_h, gates, h, weight, gamma_hh, pre, drop, u_h = ctx.saved_tensors
+        h0, a_h, gates, h, weight, gamma_hh, drop, u_h, stats = ctx.saved_tensors
         T, B, H = h.shape
-        d_ax, d_ah, dh0, d_pre = _backward(
-            d_h, d_hT, h0, a_h, gates, h, weight, gamma_hh, drop, u_h, pre, ctx.stats,
+        d_ax, dh0, d_weight, d_gamma, d_beta = _backward(
+            d_h, d_hT, h0, a_h, gates, h, weight, gamma_hh, drop, u_h, stats,
             block_steps(T, B * H),
         )  # fmt: skip
-        d_weight, d_gamma, d_beta = projection_grads(
-            d_ah, d_pre, h0, h, drop, gamma_hh, pre, ctx.stats
-        )
         return d_ax, dh0, d_weight, d_beta, d_gamma, None, None, None

@@ -14,7 +14,15 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from deeprnn.kernels.projection import block_steps, project, project_backward, projection_grads
+from deeprnn.kernels.projection import (
+    block_grads,
+    block_inputs,
+    block_steps,
+    new_stats,
+    project,
+    project_backward,
+    step_stats,
+)
 from deeprnn.kernels.script import scripted
 
 
@@ -28,17 +36,17 @@ def _forward(
     u_h: Tensor | None,
     nonlinearity: str,
     eps: float,
-) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
-    """-> h~ (f of the pre-activation), the carried h, LN pre-norm and stats."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """-> h~ (f of the pre-activation), the carried h, LN stats."""
     T, B, H = a_x.shape
     y = a_x.new_empty(T, B, H)
     h = y if u_h is None else a_x.new_empty(T, B, H)
-    pre = a_x.new_empty(T, B, H) if gamma_hh is not None else a_x.new_empty(T, 0, 0)
-    a_s, y_s, h_s, pre_s = a_x.unbind(0), y.unbind(0), h.unbind(0), pre.unbind(0)
-    stats: list[Tensor] = []
+    a_s, y_s, h_s = a_x.unbind(0), y.unbind(0), h.unbind(0)
+    stats = new_stats(a_x, T, B, gamma_hh is not None)
+    stats_s = stats.unbind(0) if gamma_hh is not None else [stats] * T
     h_prev = h0
     for t in range(T):
-        project(h_prev, weight_t, gamma_hh, None, drop, eps, a_s[t], y_s[t], pre_s[t], stats)
+        project(h_prev, weight_t, gamma_hh, None, drop, eps, a_s[t], y_s[t], stats_s[t])
         if nonlinearity == "tanh":
             y_s[t].tanh_()
         elif nonlinearity == "sigmoid":
@@ -48,28 +56,31 @@ def _forward(
         if u_h is not None:
             torch.lerp(h_prev, y_s[t], u_h[t], out=h_s[t])
         h_prev = h_s[t]
-    return y, h, pre, stats
+    return y, h, stats
 
 
 @scripted
 def _backward(
     d_h: Tensor,
     d_hT: Tensor,
+    h0: Tensor,
     y: Tensor,
+    h: Tensor,
     weight: Tensor,
     gamma_hh: Tensor | None,
     drop: Tensor | None,
     u_h: Tensor | None,
-    pre: Tensor,
-    stats: list[Tensor],
+    stats: Tensor,
     nonlinearity: str,
     block: int,
-) -> tuple[Tensor, Tensor, list[Tensor]]:
-    """-> dL/da_x, dL/dh0, dL/d(W_hh m h) per step (backwards in time)."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """-> dL/da_x, dL/dh0, dL/dW_hh, dL/d gamma_hh (summed block by block)."""
     T = y.shape[0]
     d_a = torch.empty_like(y)
     d_a_s, dh_s = d_a.unbind(0), d_h.unbind(0)
-    d_pre: list[Tensor] = []
+    d_weight = torch.zeros_like(weight)
+    mean_s, rstd_s = step_stats(stats, T, gamma_hh is not None)
+    d_gamma: Tensor | None = None if gamma_hh is None else torch.zeros_like(gamma_hh)
     dh = dh_s[T - 1] + d_hT
     for k in range((T - 1) // block, -1, -1):
         start, stop = k * block, min(k * block + block, T)
@@ -84,17 +95,27 @@ def _backward(
         if u_h is not None:
             k_a.mul_(u_h[start:stop])
             keep = 1 - u_h[start:stop]
+        # m * h_{t-1} for dW_hh, and with LN_hh the block's W_hh m h_{t-1} again (not kept)
+        h_in = block_inputs(h0, h, start, stop, drop)
+        pre = h_in.matmul(weight.t()) if gamma_hh is not None else h_in
+        d_vs: list[Tensor] = []  # dL/d(W_hh m h_{t-1}) of the block's steps, backwards
         for j in range(stop - start - 1, -1, -1):
             t = start + j
             torch.mul(k_a[j], dh, out=d_a_s[t])
             add: Tensor | None = dh_s[t - 1] if t > 0 else None
             if keep is not None:
                 add = dh * keep[j] if add is None else torch.addcmul(add, dh, keep[j])
-            mean, rstd = (stats[2 * t], stats[2 * t + 1]) if gamma_hh is not None else (dh, dh)
-            dh, d_v = project_backward(d_a_s[t], weight, gamma_hh, drop, pre[t], mean, rstd, add)
+            dh, d_v = project_backward(
+                d_a_s[t], weight, gamma_hh, drop, pre[j], mean_s[t], rstd_s[t], add
+            )
             if gamma_hh is not None:
-                d_pre.append(d_v)
-    return d_a, dh, d_pre
+                d_vs.append(d_v)
+        d_pre = d_a[start:stop]
+        if gamma_hh is not None:
+            d_vs.reverse()
+            d_pre = torch.stack(d_vs)
+        block_grads(d_weight, d_gamma, d_a[start:stop], d_pre, h_in, pre, stats[start:stop])
+    return d_a, dh, d_weight, d_gamma
 
 
 class RNNRecurrence(Function):
@@ -104,19 +125,18 @@ class RNNRecurrence(Function):
 
     @staticmethod
     def forward(ctx, a_x, h0, weight_hh, gamma_hh, drop, u_h, nonlinearity, eps):
-        y, h, pre, stats = _forward(a_x, h0, weight_hh.t(), gamma_hh, drop, u_h, nonlinearity, eps)
-        ctx.stats, ctx.nonlinearity = stats, nonlinearity
-        ctx.save_for_backward(h0, y, h, weight_hh, gamma_hh, pre, drop, u_h)
+        y, h, stats = _forward(a_x, h0, weight_hh.t(), gamma_hh, drop, u_h, nonlinearity, eps)
+        ctx.nonlinearity = nonlinearity
+        ctx.save_for_backward(h0, y, h, weight_hh, gamma_hh, drop, u_h, stats)
         return h, h[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_h, d_hT):
-        h0, y, h, weight, gamma_hh, pre, drop, u_h = ctx.saved_tensors
+        h0, y, h, weight, gamma_hh, drop, u_h, stats = ctx.saved_tensors
         T, B, H = h.shape
-        d_a, dh0, d_pre = _backward(
-            d_h, d_hT, y, weight, gamma_hh, drop, u_h, pre, ctx.stats, ctx.nonlinearity,
+        d_a, dh0, d_weight, d_gamma = _backward(
+            d_h, d_hT, h0, y, h, weight, gamma_hh, drop, u_h, stats, ctx.nonlinearity,
             block_steps(T, B * H),
         )  # fmt: skip
-        d_weight, d_gamma, _ = projection_grads(d_a, d_pre, h0, h, drop, gamma_hh, pre, ctx.stats)
         return d_a, dh0, d_weight, d_gamma, None, None, None, None
