@@ -11,7 +11,8 @@ machine wall time mostly measures the other jobs.
 Rows: 2-layer stacks; "train" is forward + backward + SGD step, "inference" a forward
 under no_grad in eval mode. Columns:
     deeprnn   DeepRNN with its default paths ("path": native | fused | loop, per layer 0)
-    torch     torch.nn.LSTM / GRU / RNN of the same sizes (the fused reference)
+    torch     torch.nn.LSTM / GRU / RNN of the same sizes (the fused reference); for skip
+              wiring, two nn.LSTM layers joined by torch.cat (layer 2 reads I + H features)
     loop      the same DeepRNN forced onto its generic Python loop over nn.LSTMCell-style
               cells (use_native(False)), the slow reference
     GFLOP/s   matrix-product FLOPs of the step / deeprnn time; % peak: of a large matmul
@@ -74,6 +75,19 @@ def target(config: str, size: str) -> float:
     return 2.0 if size in ("small", "tiny") else 1.5
 
 
+class TorchSkip(nn.Module):
+    """Skip wiring built from torch's own layers, as one writes it by hand: layer 2 is an
+    nn.LSTM reading (x_t, h_t of layer 1), so it does the same arithmetic as deeprnn's."""
+
+    def __init__(self, cls: type[nn.Module], inputs: int, hidden: int):
+        super().__init__()
+        self.first = cls(inputs, hidden, batch_first=True)
+        self.second = cls(inputs + hidden, hidden, batch_first=True)
+
+    def forward(self, x: torch.Tensor):
+        return self.second(torch.cat([x, self.first(x)[0]], dim=-1))
+
+
 def build(config: str, size: tuple[int, ...], seed: int = 0):
     """(deeprnn, torch module, loop deeprnn with the same weights) for one config."""
     _, _, inputs, hidden = size
@@ -82,7 +96,10 @@ def build(config: str, size: tuple[int, ...], seed: int = 0):
     net = DeepRNN(inputs, hidden, num_layers=2, **kw)
     loop = DeepRNN(inputs, hidden, num_layers=2, **kw).use_native(False)
     loop.load_state_dict(net.state_dict())
-    ref = TORCH_MODULES[kw["cell"]](
+    cls = TORCH_MODULES[kw["cell"]]
+    if kw.get("wiring") == "skip":
+        return net, TorchSkip(cls, inputs, hidden), loop
+    ref = cls(
         inputs, hidden, num_layers=2, batch_first=True, bidirectional=kw.get("bidirectional", False)
     )
     return net, ref, loop
