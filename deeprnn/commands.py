@@ -23,6 +23,7 @@ DEMO_CONFIG = {
         "wiring": "skip",
         "hidden_size": 32,
         "lookback": 24,
+        "horizon": 24,
         "log": True,
         "epochs": 150,
     },

@@ -94,3 +94,13 @@ def test_a_config_trains_end_to_end(tmp_path, capsys):
         assert (run_dir / name).exists(), name
     assert (run_dir / "plots" / "confusion_matrix.png").is_file()
     assert "epochs: 1" in (run_dir / "config.yaml").read_text()
+
+
+def test_the_demo_trains_the_documented_airline_config():
+    """`deeprnn demo` and examples/configs/forecast_airline.yaml are one model: README
+    reports the config's figures as the demo's."""
+    from deeprnn.commands import DEMO_CONFIG
+
+    documented = runs.load_config(EXAMPLES / "configs" / "forecast_airline.yaml")
+    demo = runs.load_config(None, data={**DEMO_CONFIG, "run_dir": documented.run_dir})
+    assert demo == documented
