@@ -104,3 +104,14 @@ def test_the_demo_trains_the_documented_airline_config():
     documented = runs.load_config(EXAMPLES / "configs" / "forecast_airline.yaml")
     demo = runs.load_config(None, data={**DEMO_CONFIG, "run_dir": documented.run_dir})
     assert demo == documented
+
+
+def test_the_readme_tour_runs():
+    """The first code block of README's quick tour runs as written (the estimator block
+    after it trains full models and is left to the examples)."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    tour = readme.split("## A quick tour", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(tour, "README.md (quick tour)", "exec"), namespace)
+    assert namespace["logits"].shape == (32, 5) and namespace["y_t"].shape == (1, 64)
+    assert namespace["merged"].shape == (4, 48)
