@@ -20,7 +20,7 @@ from deeprnn.data.series import SeriesScaler
 from deeprnn.data.text import Vocabulary
 from deeprnn.errors import InputTypeError
 from deeprnn.train import CheckpointError, History, load_weights, save_weights
-from deeprnn.train.checkpoint import atomic_write
+from deeprnn.train.checkpoint import atomic_write, read_meta
 
 FORMAT = "deeprnn-estimator"
 VERSION = 1
@@ -109,17 +109,7 @@ def read(path: Path, cls: type, device: str | None, root: type) -> Any:
         raise CheckpointError(f"{path}: no such directory; save an estimator with est.save(path)")
     if not meta_path.is_file():
         raise CheckpointError(f"{path}: not a saved deeprnn estimator (it has no {META})")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{meta_path}: unreadable estimator file ({err})") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path}: not a deeprnn estimator file (no format {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(
-            f"{meta_path}: estimator format version {meta.get('version')!r}, this deeprnn "
-            f"reads version {VERSION}"
-        )
+    meta = read_meta(meta_path, "estimator", FORMAT, VERSION)
     name = meta.get("class")
     klass = _subclasses(root).get(name)
     if klass is None or klass is root:

@@ -123,6 +123,27 @@ def decode(obj: Any, tensors: dict[str, Tensor]) -> Any:
     return {k: decode(v, tensors) for k, v in obj.items()}
 
 
+def read_meta(path: Path, kind: str, fmt: str, version: int) -> dict:
+    """The JSON metadata at `path` (a checkpoint's trainer state, a saved estimator's
+    description), checked to be a deeprnn `kind` file of format `fmt` and `version`.
+
+    Raises CheckpointError naming the file when it is unreadable, foreign or of another
+    version; `json` builds plain data only, so reading never runs code.
+    """
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{path}: unreadable {kind} file ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise CheckpointError(f"{path}: not a deeprnn {kind} file (no format {fmt!r})")
+    if meta.get("version") != version:
+        raise CheckpointError(
+            f"{path}: {kind} format version {meta.get('version')!r}, this deeprnn reads "
+            f"version {version}"
+        )
+    return meta
+
+
 def rng_state() -> dict:
     """The python, numpy and torch (CPU) random generator states."""
     return {"python": random.getstate(), "numpy": np.random.get_state(),
@@ -325,17 +346,7 @@ def load_checkpoint(
     if path is None:
         raise CheckpointError(f"{Path(run_dir) / LATEST}: no checkpoint in {run_dir}")
     meta_path = path / TRAINER
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{meta_path}: unreadable checkpoint metadata ({err})") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path}: not a deeprnn checkpoint (no format {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(
-            f"{meta_path}: checkpoint format version {meta.get('version')!r}, this deeprnn "
-            f"reads version {VERSION}"
-        )
+    meta = read_meta(meta_path, "checkpoint", FORMAT, VERSION)
     files = meta.get("files", {})
     for name in ("model.safetensors", "state.safetensors"):
         if name not in files:
