@@ -62,6 +62,8 @@ class _Cell(nn.Module):
         if self.layer_norm:
             self.ln_ih = nn.LayerNorm(g)
             self.ln_hh = nn.LayerNorm(g)
+            if self.kind == "lstm":  # LN_c inside the output tanh
+                self.ln_c = nn.LayerNorm(hidden_size)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -178,19 +180,6 @@ class LSTMCell(_Cell):
 
     gates = 4
     kind = "lstm"
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        layer_norm: bool = False,
-        recurrent_dropout: float = 0.0,
-        zoneout: float | tuple[float, float] = 0.0,
-    ):
-        super().__init__(input_size, hidden_size, bias, layer_norm, recurrent_dropout, zoneout)
-        if self.layer_norm:
-            self.ln_c = nn.LayerNorm(hidden_size)
 
     def initial_state(self, batch: int, like: Tensor) -> tuple[Tensor, Tensor]:
         zeros = like.new_zeros(batch, self.hidden_size)
