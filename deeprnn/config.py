@@ -83,6 +83,7 @@ RUN_TASKS = (
     "sequence_classification",
     "sequence_regression",
     "text_classification",
+    "sequence_labelling",
     "char_lm",
 )
 

@@ -24,6 +24,7 @@ NAMES = [
     "sunspots_monthly",
     "japanese_vowels",
     "waveforms",
+    "switching_waves",
 ]
 
 
@@ -37,6 +38,8 @@ def test_list_datasets_records():
     assert by_name["shakespeare_char"]["licence"].startswith("CC BY 2.5")
     assert by_name["japanese_vowels"]["licence"] == "CC BY 4.0"
     assert by_name["waveforms"]["description"].startswith("SYNTHETIC")
+    assert by_name["switching_waves"]["description"].startswith("SYNTHETIC")
+    assert by_name["switching_waves"]["task"] == "sequence-labelling"
 
 
 def test_every_dataset_carries_its_record():
@@ -159,6 +162,32 @@ def test_waveform_classes_differ_in_shape():
     ds = load_dataset("waveforms", n_train=400, n_test=1)
     ratio = np.array([np.abs(x).mean() / np.abs(x).max() for x in ds.X_train])
     assert ratio[ds.y_train == 1].mean() > ratio[ds.y_train == 0].mean() + 0.1
+
+
+def test_switching_waves_label_every_step_and_are_fixed():
+    ds = load_dataset("switching_waves")
+    assert len(ds.X_train) == len(ds.y_train) == 400 and len(ds.X_test) == len(ds.y_test) == 150
+    assert ds.label_names == ["sine", "square", "sawtooth", "triangle"]
+    for x, y in zip(ds.X_train + ds.X_test, ds.y_train + ds.y_test):
+        assert x.shape == (len(y), 3) and x.dtype == np.float64 and 60 <= len(y) <= 160
+        assert y.dtype == np.int64 and y.min() >= 0 and y.max() <= 3
+        changes = np.count_nonzero(np.diff(y))
+        assert 1 <= changes <= 4  # 2-5 segments, each a different shape from the one before
+        starts = np.flatnonzero(np.diff(y, prepend=-1, append=-1))
+        assert np.diff(starts).min() >= 12  # no segment too short to show its shape
+    steps = np.concatenate(ds.y_train)
+    assert (np.bincount(steps, minlength=4) / len(steps) > 0.15).all()  # every shape common
+    again = load_dataset("switching_waves")
+    np.testing.assert_array_equal(again.X_train[7], ds.X_train[7])
+    np.testing.assert_array_equal(again.y_test[3], ds.y_test[3])
+    small = load_dataset("switching_waves", n_train=10, n_test=5, seed=0)
+    np.testing.assert_array_equal(small.X_train[9], ds.X_train[9])  # sequence i is fixed
+    np.testing.assert_array_equal(small.y_test[4], ds.y_test[4])
+    other = load_dataset("switching_waves", n_train=3, n_test=1, seed=1)
+    assert not np.array_equal(other.X_train[0][:5], ds.X_train[0][:5])
+    for bad in ({"n_train": 0}, {"n_test": 1.5}, {"seed": -1}, {"n_train": True}):
+        with pytest.raises(ValueError, match="switching_waves: .* must be an int >="):
+            load_dataset("switching_waves", **bad)
 
 
 def test_load_dataset_errors():

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from deeprnn import cli, runs
-from deeprnn.estimators import CharLanguageModel, Forecaster, SequenceClassifier, TextClassifier
+from deeprnn.estimators import (
+    CharLanguageModel,
+    Forecaster,
+    SequenceClassifier,
+    SequenceTagger,
+    TextClassifier,
+)
 from deeprnn.tasks import estimator_for
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -19,6 +25,7 @@ ESTIMATORS = {
     "forecast": Forecaster,
     "sequence_classification": SequenceClassifier,
     "text_classification": TextClassifier,
+    "sequence_labelling": SequenceTagger,
     "char_lm": CharLanguageModel,
 }
 # The last line each script prints: its metric.
@@ -73,7 +80,7 @@ def test_example_runs_quick(quick_runs, name):
 
 def test_there_is_a_config_per_cli_task():
     tasks = {runs.load_config(path).task for path in CONFIGS}
-    assert tasks == set(ESTIMATORS) and len(CONFIGS) == 6
+    assert tasks == set(ESTIMATORS) and len(CONFIGS) == 7
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

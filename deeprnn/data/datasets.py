@@ -131,23 +131,22 @@ def _waves(seed: int, part: int, n: int) -> tuple[list[np.ndarray], np.ndarray]:
         period, phase, amplitude = rng.uniform(8, 24), rng.uniform(0, 1), rng.uniform(0.5, 2)
         # Three channels of one wave, a third of a period apart, each with its own noise.
         u = (np.arange(steps)[:, None] / period + phase + np.arange(3) / 3) % 1.0  # (T, 3)
-        wave = [
-            np.sin(2 * np.pi * u),
-            np.where(u < 0.5, 1.0, -1.0),
-            2 * u - 1,
-            4 * np.abs(u - 0.5) - 1,
-        ][label]
-        X.append(amplitude * wave + rng.normal(0, 0.3, (steps, 3)))
+        X.append(amplitude * _wave(label, u) + rng.normal(0, 0.3, (steps, 3)))
         labels.append(label)
     return X, np.array(labels, dtype=np.int64)
 
 
 def _waveforms(n_train: int = 600, n_test: int = 200, seed: int = 0) -> dict[str, Any]:
-    for name, value, least in (("n_train", n_train, 1), ("n_test", n_test, 1), ("seed", seed, 0)):
+    return _synthetic("waveforms", _waves, n_train, n_test, seed)
+
+
+def _synthetic(name: str, make: Callable, n_train: int, n_test: int, seed: int) -> dict:
+    """Train (part 0) and test (part 1) sequences of a generator `make(seed, part, n)`."""
+    for arg, value, least in (("n_train", n_train, 1), ("n_test", n_test, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise InputError(f"waveforms: {name} must be an int >= {least}, got {value!r}")
-    X_train, y_train = _waves(seed, 0, n_train)
-    X_test, y_test = _waves(seed, 1, n_test)
+            raise InputError(f"{name}: {arg} must be an int >= {least}, got {value!r}")
+    X_train, y_train = make(seed, 0, n_train)
+    X_test, y_test = make(seed, 1, n_test)
     return {
         "X_train": X_train,
         "y_train": y_train,
@@ -155,6 +154,48 @@ def _waveforms(n_train: int = 600, n_test: int = 200, seed: int = 0) -> dict[str
         "y_test": y_test,
         "label_names": list(WAVE_NAMES),
     }
+
+
+def _wave(shape: int, u: np.ndarray) -> np.ndarray:
+    """Wave `shape` (an index into WAVE_NAMES) at phases u in [0, 1), values in [-1, 1]."""
+    if shape == 0:
+        return np.sin(2 * np.pi * u)
+    if shape == 1:
+        return np.where(u < 0.5, 1.0, -1.0)
+    if shape == 2:
+        return 2 * u - 1
+    return 4 * np.abs(u - 0.5) - 1
+
+
+_MIN_SEGMENT = 12  # steps: at least half of the longest period, so a shape can be told
+
+
+def _switching(seed: int, part: int, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    X, y = [], []
+    for i in range(n):
+        # One stream per sequence, as in _waves: sequence i is the same whatever n is.
+        rng = np.random.default_rng([seed, part, i])
+        steps = int(rng.integers(60, 161))
+        segments = int(rng.integers(2, 6))
+        # Every segment gets _MIN_SEGMENT steps, the rest is cut at random points.
+        cuts = np.sort(rng.integers(0, steps - segments * _MIN_SEGMENT + 1, segments - 1))
+        lengths = np.diff([0, *cuts, steps - segments * _MIN_SEGMENT]) + _MIN_SEGMENT
+        shape = int(rng.integers(0, 4))
+        x, labels = [], []
+        for length in lengths:
+            period, phase, amplitude = rng.uniform(8, 24), rng.uniform(0, 1), rng.uniform(0.5, 2)
+            u = (np.arange(length)[:, None] / period + phase + np.arange(3) / 3) % 1.0
+            x.append(amplitude * _wave(shape, u))
+            labels.append(np.full(length, shape, dtype=np.int64))
+            # The next segment has another shape, so every boundary is a label change.
+            shape = (shape + int(rng.integers(1, 4))) % 4
+        X.append(np.concatenate(x) + rng.normal(0, 0.3, (steps, 3)))
+        y.append(np.concatenate(labels))
+    return X, y
+
+
+def _switching_waves(n_train: int = 400, n_test: int = 150, seed: int = 0) -> dict[str, Any]:
+    return _synthetic("switching_waves", _switching, n_train, n_test, seed)
 
 
 _REGISTRY: dict[str, tuple[dict[str, str], Callable[..., dict[str, Any]]]] = {
@@ -229,6 +270,21 @@ _REGISTRY: dict[str, tuple[dict[str, str], Callable[..., dict[str, Any]]]] = {
         },
         _waveforms,
     ),
+    "switching_waves": (
+        {
+            "task": "sequence-labelling",
+            "description": "SYNTHETIC, generated at load time from a fixed seed (no file): "
+            "2-5 segments per sequence, each a sine, square, sawtooth or triangle wave "
+            "(random period, phase, amplitude; each segment's shape differs from the one "
+            "before) on 3 noisy channels; label every step with its segment's shape; options "
+            "n_train, n_test, seed; keys X_train, y_train (one label array per sequence), "
+            "X_test, y_test, label_names",
+            "size": "550 sequences (400 train, 150 test), 3 features, 60-160 steps, 4 labels",
+            "source": "synthetic (deeprnn.data.datasets._switching)",
+            "licence": "MIT (part of deeprnn)",
+        },
+        _switching_waves,
+    ),
 }
 
 
@@ -242,8 +298,8 @@ def load_dataset(name: str, **options: Any) -> Dataset:
 
     Args:
         name: the dataset's name.
-        options: generator settings, only for synthetic sets (waveforms: n_train, n_test,
-            seed).
+        options: generator settings, only for synthetic sets (waveforms, switching_waves:
+            n_train, n_test, seed).
     Returns:
         A Dataset (dict with attribute access) holding the data and its record.
     """

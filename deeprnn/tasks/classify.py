@@ -28,6 +28,11 @@ def load_sequences(cfg: RunConfig):
         ds = load_dataset(data.dataset)
         if not _split_given(ds):
             raise InputError(f"dataset {data.dataset!r} holds no labelled sequences")
+        if ds["task"] == "sequence-labelling":  # its y holds one label array per sequence
+            raise InputError(
+                f"dataset {data.dataset!r} labels every step, not every sequence; train it "
+                "with task: sequence_labelling"
+            )
         return (
             list(ds["X_train"]),
             np.asarray(ds["y_train"]),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from deeprnn.config import RunConfig
 from deeprnn.errors import InputError
-from deeprnn.tasks import classify, forecast, language
+from deeprnn.tasks import classify, forecast, language, tagging
 from deeprnn.tasks.common import Outcome
 
 Runner = Callable[[RunConfig, Path, dict], tuple[object, Outcome]]
@@ -17,6 +17,7 @@ TASK_RUNNERS: dict[str, Runner] = {
     "sequence_classification": classify.run_sequences,
     "sequence_regression": classify.run_regression,
     "text_classification": classify.run_texts,
+    "sequence_labelling": tagging.run_tagging,
     "char_lm": language.run,
 }
 
@@ -25,6 +26,7 @@ EVALUATORS = {
     "sequence_classification": classify.evaluate,
     "sequence_regression": classify.evaluate,
     "text_classification": classify.evaluate,
+    "sequence_labelling": tagging.evaluate,
     "char_lm": language.evaluate,
 }
 
@@ -45,4 +47,6 @@ def predict_file(cfg: RunConfig, est, path: Path, column: str | None = None) -> 
         return forecast.predict_file(est, path, column)
     if cfg.task == "char_lm":
         raise InputError("a language model does not predict files; use `deeprnn generate`")
+    if cfg.task == "sequence_labelling":
+        return tagging.predict_file(est, path)
     return classify.predict_file(est, path, cfg.task)
