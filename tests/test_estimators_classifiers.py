@@ -8,6 +8,7 @@ from sklearn.exceptions import NotFittedError
 from deeprnn.data import load_dataset
 from deeprnn.errors import InputError, InputTypeError
 from deeprnn.estimators import SequenceClassifier, TextClassifier
+from deeprnn.estimators.classifiers import UnknownTokensWarning
 
 # Small and fast: one layer, no held-out part, a fixed number of epochs.
 FAST = {"num_layers": 1, "batch_size": 16, "patience": None, "validation_fraction": 0}
@@ -68,7 +69,8 @@ def test_text_classifier_beats_majority_on_keywords(reviews):
 
 def test_text_with_only_unknown_words_still_predicts(reviews):
     clf, _ = reviews
-    pred = clf.predict(["zzz qqq xyzzy", "", "!!!"])
+    with pytest.warns(UnknownTokensWarning, match="3 of 3 texts have no token"):
+        pred = clf.predict(["zzz qqq xyzzy", "", "!!!"])
     assert len(pred) == 3 and set(pred) <= {"pos", "neg"}
 
 
