@@ -181,14 +181,16 @@ def bad_inputs(draw):
     return lambda: net(x, state=state, lengths=lengths)
 
 
-def check_raises_ours(call) -> None:
+def check_raises_ours(call, success_allowed: bool = False) -> None:
+    """`call()` raises one of our error types (or, when allowed, nothing), within 20 s."""
     with time_limit(20):
         try:
             call()
         except Exception as err:  # noqa: BLE001 - the point is to see what escapes
             assert ours(err), f"{type(err).__module__}.{type(err).__name__}: {err}"
         else:
-            pytest.fail("no error was raised")
+            if not success_allowed:
+                pytest.fail("no error was raised")
 
 
 def test_invalid_networks_raise_our_errors():
