@@ -271,11 +271,12 @@ class DeepRNN(nn.Module):
             )
         dtype = self.layers[0].cell.weight_ih.dtype
         check_sequence_batch(x_t.unsqueeze(1), "x_t", self.config.input_size, dtype)
-        if not (isinstance(state, StepState) and state.key == (self, x_t.shape[0], dtype)):
+        key = (self, x_t.shape[0], dtype)
+        if not (isinstance(state, StepState) and state.key == key):
             state = self._check_state(state, x_t)
         below, outs = None, []
         final = StepState()
-        final.key = (self, x_t.shape[0], dtype)
+        final.key = key
         for i, layer in enumerate(self.layers):
             r, s = layer.step(self._layer_input(i, x_t, below), state[i])
             below = self._residual(r, x_t, below)

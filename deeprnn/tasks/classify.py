@@ -13,7 +13,13 @@ from deeprnn.data import load_dataset, load_numpy, load_text_folder
 from deeprnn.data.loaders import decode_error
 from deeprnn.errors import InputError
 from deeprnn.estimators import SequenceClassifier, SequenceRegressor, TextClassifier
-from deeprnn.tasks.common import Outcome, estimator_for, stratified_split, test_count
+from deeprnn.tasks.common import (
+    Outcome,
+    estimator_for,
+    majority,
+    stratified_split,
+    test_count,
+)
 from deeprnn.train import metrics
 
 
@@ -117,11 +123,6 @@ def _class_scores(truth, pred) -> dict[str, float]:
     }
 
 
-def _majority(y_train, n):
-    values, counts = np.unique(y_train, return_counts=True)
-    return np.full(n, values[counts.argmax()])
-
-
 def run_sequences(cfg: RunConfig, run_dir: Path, fixed: dict):
     """Sequence classification on (T_i, F) float sequences."""
     from sklearn.linear_model import LogisticRegression
@@ -138,7 +139,7 @@ def run_sequences(cfg: RunConfig, run_dir: Path, fixed: dict):
     raw.fit(_padded_steps(X_tr, steps), y_tr)
     outcome = _classification_outcome(
         y_te, pred, est.classes_, run_dir,
-        {"majority_class": _majority(y_tr, len(y_te)),
+        {"majority_class": majority(y_tr, len(y_te)),
          "logistic_regression": linear.predict(_summary_features(X_te)),
          "logistic_regression_steps": raw.predict(_padded_steps(X_te, steps))},
     )  # fmt: skip
@@ -162,7 +163,7 @@ def run_texts(cfg: RunConfig, run_dir: Path, fixed: dict):
     linear = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=2000)).fit(X_tr, y_tr)
     return est, _classification_outcome(
         y_te, pred, est.classes_, run_dir,
-        {"majority_class": _majority(y_tr, len(y_te)), "logistic_regression": linear.predict(X_te)},
+        {"majority_class": majority(y_tr, len(y_te)), "logistic_regression": linear.predict(X_te)},
     )  # fmt: skip
 
 

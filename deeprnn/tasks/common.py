@@ -57,3 +57,9 @@ def stratified_split(y: np.ndarray, n_test: int, seed: int = 0):
     stratify = y if counts.min() >= 2 and n_test >= len(counts) else None
     train, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=stratify)
     return np.sort(train), np.sort(test)
+
+
+def majority(y_train: np.ndarray, n: int) -> np.ndarray:
+    """n copies of the most common training label: the majority-class baseline."""
+    values, counts = np.unique(y_train, return_counts=True)
+    return np.full(n, values[counts.argmax()])

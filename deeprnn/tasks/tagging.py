@@ -12,7 +12,7 @@ from deeprnn.config import DataConfig, RunConfig
 from deeprnn.data import load_dataset, load_numpy
 from deeprnn.errors import InputError
 from deeprnn.estimators import SequenceTagger
-from deeprnn.tasks.common import Outcome, estimator_for, test_count
+from deeprnn.tasks.common import Outcome, estimator_for, majority, test_count
 from deeprnn.train import metrics
 
 WINDOW = 3  # the window baseline reads each step and this many steps either side
@@ -85,11 +85,6 @@ def _scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def _majority(y_train: list, n: int) -> np.ndarray:
-    values, counts = np.unique(_flat(y_train), return_counts=True)
-    return np.full(n, values[counts.argmax()])
-
-
 def _window_regression(X_tr: list, y_tr: list, X_te: list) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -124,7 +119,7 @@ def run_tagging(cfg: RunConfig, run_dir: Path, fixed: dict):
     est = estimator_for(SequenceTagger, cfg.model, **fixed).fit(X_tr, y_tr)
     truth, pred = _flat(y_te), _flat(est.predict(X_te))
     baselines = {
-        "majority_label": _majority(y_tr, len(truth)),
+        "majority_label": majority(_flat(y_tr), len(truth)),
         "logistic_regression_window": _window_regression(X_tr, y_tr, X_te),
     }
     outcome = Outcome(
