@@ -142,7 +142,10 @@ class RecurrentLayer(nn.Module):
             why = "recurrent dropout (training) has no fused torch kernel"
         else:
             why = f"{cell.nonlinearity} RNN has no fused torch kernel"
-        return "fused", f"{why}; our fused recurrence with explicit BPTT runs it"
+        loops = "in TorchScript"
+        if cell.kind == "lstm":
+            loops = "in C++ on CPU (TorchScript where that can't be built)"
+        return "fused", f"{why}; our fused recurrence with explicit BPTT runs it, steps {loops}"
 
     def initial_state(self, batch: int, like: Tensor) -> State:
         state = self.cell.initial_state(batch, like)

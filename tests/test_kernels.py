@@ -9,12 +9,22 @@ import torch
 from torch import nn
 
 from deeprnn import DeepRNN, GRUCell, InputError, LSTMCell, RNNCell
-from deeprnn.kernels import sample_noise
+from deeprnn.kernels import extension, sample_noise
 from deeprnn.kernels.gru import GRURecurrence
 from deeprnn.kernels.lstm import LSTMRecurrence
 from deeprnn.kernels.rnn import RNNRecurrence
 
 from .helpers import assert_matches_reference, assert_same_outputs_and_grads, random_batch
+
+
+@pytest.fixture(autouse=True, params=["cpp", "torchscript"])
+def step_loops(request, monkeypatch):
+    """Every test here runs on the C++ step loops and on the TorchScript ones."""
+    if request.param == "cpp" and extension.ops() is None:
+        pytest.skip("no C++ toolchain here: the TorchScript run covers the fused path")
+    if request.param == "torchscript":
+        monkeypatch.setattr(extension, "takes", lambda x: False)
+    return request.param
 
 
 class Seeded(nn.Module):

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
+from deeprnn.kernels import extension
 from deeprnn.kernels.projection import (
     block_grads,
     block_inputs,
@@ -216,7 +217,8 @@ class LSTMRecurrence(Function):
 
     @staticmethod
     def forward(ctx, a_x, h0, c0, weight_hh, gamma_hh, gamma_c, beta_c, drop, u_h, u_c, eps):
-        z, c_new, c, tanh_c, h, stats_hh, stats_c = _forward(
+        run = extension.ops().lstm_forward if extension.takes(a_x) else _forward
+        z, c_new, c, tanh_c, h, stats_hh, stats_c = run(
             a_x, h0, c0, weight_hh.t(), gamma_hh, gamma_c, beta_c, drop, u_h, u_c, eps
         )
         ctx.save_for_backward(h0, c0, z, c_new, c, tanh_c, h, weight_hh, gamma_hh, gamma_c,
@@ -230,8 +232,14 @@ class LSTMRecurrence(Function):
         h0, c0, z, c_new, c, tanh_c, h, weight, gamma_hh, gamma_c, beta_c = saved[:11]
         drop, u_h, u_c, stats_hh, stats_c = saved[11:]
         T, B, H = h.shape
-        d_z, dh0, dc0, d_weight, d_gamma, d_gamma_c, d_beta_c = _backward(
+        fast = extension.takes(h)
+        run = extension.ops().lstm_backward if fast else _backward
+        d_z, dh0, dc0, d_weight, d_gamma, d_gamma_c, d_beta_c = run(
             d_h, d_hT, d_cT, h0, c0, z, c_new, c, tanh_c, h, weight, gamma_hh, gamma_c, beta_c,
             drop, u_h, u_c, stats_hh, stats_c, block_steps(T, B * H),
         )  # fmt: skip
+        if fast:  # C++ gives empty tensors for the gradients of parameters that are absent
+            d_gamma = None if gamma_hh is None else d_gamma
+            d_gamma_c = None if gamma_c is None else d_gamma_c
+            d_beta_c = None if beta_c is None else d_beta_c
         return d_z, dh0, dc0, d_weight, d_gamma, d_gamma_c, d_beta_c, None, None, None, None
