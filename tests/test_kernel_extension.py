@@ -56,7 +56,7 @@ def test_loading_the_library_keeps_subnormal_floats():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
-def _inputs(dtype, ln, drop, zoneout, T=9, B=3, H=5, seed=0):
+def _inputs(dtype, drop, zoneout, T=9, B=3, H=5, seed=0):
     g = torch.Generator().manual_seed(seed)
 
     def r(*shape, scale=1.0):
@@ -72,56 +72,125 @@ def _inputs(dtype, ln, drop, zoneout, T=9, B=3, H=5, seed=0):
         u_h = torch.full((1, 1, 1), 0.8, dtype=dtype).expand(T, B, 1)
     return dict(
         a_x=r(T, B, 4 * H), h0=r(B, H), c0=r(B, H), weight=r(4 * H, H, scale=0.4),
-        gamma_hh=1 + r(4 * H, scale=0.2) if ln else None,
-        gamma_c=1 + r(H, scale=0.2) if ln else None,
-        beta_c=r(H, scale=0.2) if ln == "bias" else None,
         drop=(torch.rand(B, H, generator=g) < 0.75).to(dtype) / 0.75 if drop else None,
         u_h=u_h, u_c=u_c, d_h=r(T, B, H), d_hT=r(B, H), d_cT=r(B, H),
     )  # fmt: skip
 
 
-def _run(ops, x, block):
-    fwd, bwd = (lstm._forward, lstm._backward) if ops is None else (
-        ops.lstm_forward, ops.lstm_backward)  # fmt: skip
-    saved = fwd(x["a_x"], x["h0"], x["c0"], x["weight"].t(), x["gamma_hh"], x["gamma_c"],
-                x["beta_c"], x["drop"], x["u_h"], x["u_c"], 1e-5)  # fmt: skip
-    z, c_new, c, tanh_c, h, stats_hh, stats_c = saved
-    grads = bwd(x["d_h"], x["d_hT"], x["d_cT"], x["h0"], x["c0"], z, c_new, c, tanh_c, h,
-                x["weight"], x["gamma_hh"], x["gamma_c"], x["beta_c"], x["drop"], x["u_h"],
-                x["u_c"], stats_hh, stats_c, block)  # fmt: skip
-    # gradients of absent parameters: None or zeros from TorchScript, empty from C++
-    present = [True] * 4 + [x[k] is not None for k in ("gamma_hh", "gamma_c", "beta_c")]
-    grads = [d for d, keep in zip(grads, present) if keep]
-    return [t for t in (*saved, *grads) if t.numel()]
+def _run(cpp, x, block):
+    """Forward and backward of the plain mode: (saved tensors, gradients) as one list."""
+    a_x, h0, c0, weight, drop, u_h, u_c = (
+        x[k] for k in ("a_x", "h0", "c0", "weight", "drop", "u_h", "u_c"))  # fmt: skip
+    if cpp:
+        saved = extension.ops().lstm_forward(a_x, h0, c0, weight.t(), drop, u_h, u_c, True)[:5]
+        ln_args, stats = (), ()
+    else:
+        *saved, s_hh, s_c = lstm._forward(
+            a_x, h0, c0, weight.t(), None, None, None, drop, u_h, u_c, 1e-5)  # fmt: skip
+        ln_args, stats = (None, None, None), (s_hh, s_c)
+    backward = extension.ops().lstm_backward if cpp else lstm._backward
+    grads = backward(x["d_h"], x["d_hT"], x["d_cT"], h0, c0, *saved, weight, *ln_args, drop,
+                     u_h, u_c, *stats, block)  # fmt: skip
+    if cpp:
+        assert all(t.numel() == 0 for t in grads[4:])  # no layer-norm parameters here
+    z, c_new, c, tanh_c, h = saved
+    c_new = c_new[:0] if u_c is not None else c_new  # a scratch buffer where zoneout is on
+    return [z, c_new, c, tanh_c, h, *grads[:4]]
 
 
-CASES = list(itertools.product([None, True, "bias"], [False, True],
-                               [None, "mask", "lengths", "eval"]))  # fmt: skip
+needs_cpp = pytest.mark.skipif(
+    extension.ops() is None, reason="no C++ toolchain: the test above covers that case"
+)
 
 
-@pytest.mark.skipif(extension.ops() is None, reason="no C++ toolchain: covered by the test above")
-@pytest.mark.parametrize("ln, drop, zoneout", CASES)
+@needs_cpp
+@pytest.mark.parametrize(
+    "drop, zoneout", list(itertools.product([False, True], [None, "mask", "lengths", "eval"]))
+)
 @pytest.mark.parametrize("block", [1, 4, 100])
-def test_cpp_equals_torchscript_in_float64(ln, drop, zoneout, block):
-    x = _inputs(torch.float64, ln, drop, zoneout)
-    ours, script = _run(extension.ops(), x, block), _run(None, x, block)
-    assert len(ours) == len(script)
+def test_plain_mode_equals_torchscript_in_float64(drop, zoneout, block):
+    x = _inputs(torch.float64, drop, zoneout)
+    ours, script = _run(True, x, block), _run(False, x, block)
     for a, b in zip(ours, script):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.skipif(extension.ops() is None, reason="no C++ toolchain: covered by the test above")
-@pytest.mark.parametrize("ln, drop, zoneout", [(None, False, None), ("bias", True, "mask")])
-def test_cpp_and_torchscript_in_float32_are_close_to_float64(ln, drop, zoneout):
-    """float32 against the float64 result: both loops within 5e-5 of its scale (measured:
-    C++ 1e-6 to 9e-6, TorchScript 3e-7 to 9e-6, by output / gradient)."""
-    x64 = _inputs(torch.float64, ln, drop, zoneout, T=40, B=8, H=16)
+@needs_cpp
+@pytest.mark.parametrize("drop, zoneout", [(False, None), (True, "mask")])
+def test_plain_mode_and_torchscript_in_float32_are_close_to_float64(drop, zoneout):
+    """float32 against the float64 result: both loops within 5e-5 of its scale."""
+    x64 = _inputs(torch.float64, drop, zoneout, T=40, B=8, H=16)
     x32 = {k: None if v is None else v.float() for k, v in x64.items()}
     block = block_steps(40, 8 * 16, block_size=512)  # several blocks
-    truth = _run(None, x64, block)
-    for a, b, t in zip(_run(extension.ops(), x32, block), _run(None, x32, block), truth):
+    truth = _run(False, x64, block)
+    for a, b, t in zip(_run(True, x32, block), _run(False, x32, block), truth):
+        if not t.numel():
+            continue
         scale = float(t.abs().max()) + 1e-12
         err_cpp = float((a.double() - t).abs().max()) / scale
         err_script = float((b.double() - t).abs().max()) / scale
         assert err_cpp < 5e-5 and err_script < 5e-5, (err_cpp, err_script)
+
+
+def _ln_net_grads(cpp: bool, monkeypatch, block: int, **kw):
+    """Outputs, final states and every gradient of a 2-layer LN-LSTM (float64) on the C++
+    layer-norm mode or on the TorchScript loops, BPTT in blocks of `block` steps."""
+    from deeprnn import DeepRNN
+
+    from .helpers import random_batch, run_with_grads
+
+    torch.manual_seed(0)
+    net = DeepRNN(5, 4, num_layers=2, cell="lstm", layer_norm=True, **kw).double()
+    assert {r["path"] for r in net.explain()} == {"fused"}
+    x, lengths = random_batch(3, 11, 5, with_lengths=True)
+    with monkeypatch.context() as m:
+        m.setattr(lstm, "block_steps", lambda *_: block)
+        if not cpp:
+            m.setattr(extension, "takes", lambda _: False)
+
+        def seeded(x, lengths=None):
+            torch.manual_seed(7)  # the same dropout / zoneout masks on both paths
+            return net(x, lengths=lengths)
+
+        seeded.named_parameters = net.named_parameters
+        return run_with_grads(seeded, x, lengths)
+
+
+@needs_cpp
+@pytest.mark.parametrize("kw", [dict(), dict(recurrent_dropout=0.3, zoneout=(0.2, 0.3))])
+@pytest.mark.parametrize("block", [1, 3, 100])
+def test_layer_norm_mode_equals_torchscript_across_blocks(monkeypatch, kw, block):
+    """The C++ layer-norm mode (input LN inside, gates recomputed in BPTT) against the
+    TorchScript loops (input LN outside, v recomputed): BPTT split into blocks of 1, 3 and
+    all steps; test_kernels.py compares both with the cell loop and the NumPy reference."""
+    out_a, st_a, g_a = _ln_net_grads(True, monkeypatch, block, **kw)
+    out_b, st_b, g_b = _ln_net_grads(False, monkeypatch, block, **kw)
+    torch.testing.assert_close(out_a, out_b, rtol=1e-10, atol=1e-12)
+    for s, t in zip(st_a, st_b):
+        torch.testing.assert_close(s, t, rtol=1e-10, atol=1e-12)
+    assert g_a.keys() == g_b.keys() and len(g_a) > 10
+    for name in g_a:
+        torch.testing.assert_close(g_a[name], g_b[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+@needs_cpp
+@pytest.mark.parametrize("kw", [dict(layer_norm=True), dict(zoneout=0.2),
+                                dict(layer_norm=True, zoneout=(0.1, 0.3))])  # fmt: skip
+def test_inference_keeps_nothing_for_bptt_and_computes_the_same(kw):
+    """Under no_grad the C++ loops keep one step's gates / v instead of all T (`keep`):
+    outputs and final states equal those of the run that keeps everything."""
+    from deeprnn import DeepRNN
+
+    from .helpers import random_batch
+
+    torch.manual_seed(0)
+    net = DeepRNN(5, 4, num_layers=2, cell="lstm", **kw).double().eval()
+    x, lengths = random_batch(3, 11, 5, with_lengths=True)
+    out_a, state_a = net(x.requires_grad_(), lengths=lengths)
+    with torch.no_grad():
+        out_b, state_b = net(x, lengths=lengths)
+    torch.testing.assert_close(out_a.detach(), out_b, rtol=1e-13, atol=1e-13)
+    for a, b in zip(state_a, state_b):
+        for s, t in zip(a, b):
+            torch.testing.assert_close(s.detach(), t, rtol=1e-13, atol=1e-13)

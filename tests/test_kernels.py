@@ -104,11 +104,13 @@ def test_fused_equals_loop_without_lengths(cell, wiring, residual):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_fused_equals_loop_in_float32(cell):
     """float32: the fused path rounds differently (tanh as 2 sigmoid(2x) - 1, hoisted
-    products, torch's layer-norm backward kernel); layer norm over H = 4 amplifies it."""
+    products, layer-norm sums in another order); layer norm over H = 4 amplifies it: the
+    gradients reach 10-30 here, and differ by up to 5e-4 (1.5e-5 of that scale). Against a
+    float64 run, the loop, TorchScript and C++ paths all err ~2-3e-4 (relative, eval mode)."""
     net, loop = fused_and_loop(torch.float32, cell=cell, layer_norm=True, zoneout=0.1)
     x, lengths = random_batch(4, 9, 5, with_lengths=True)
     assert_same_outputs_and_grads(
-        Seeded(net), Seeded(loop), x.float(), lengths, rtol=1e-4, atol=1e-4
+        Seeded(net), Seeded(loop), x.float(), lengths, rtol=1e-4, atol=1e-3
     )
 
 

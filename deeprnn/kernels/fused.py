@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deeprnn.kernels import extension
 from deeprnn.kernels.gru import GRURecurrence
-from deeprnn.kernels.lstm import LSTMRecurrence
+from deeprnn.kernels.lstm import LayerNormLSTMRecurrence, LSTMRecurrence
 from deeprnn.kernels.noise import Noise, Update
 from deeprnn.kernels.rnn import RNNRecurrence
 
@@ -46,6 +47,14 @@ def _input_part(cell: nn.Module, x: Tensor, scale: Tensor | None) -> Tensor:
             weight = weight * scale.unsqueeze(1)
             bias = None if bias is None else bias * scale
         return F.linear(x, weight, bias)
+    gamma, beta = _ln_input(cell, bias, folds_hh, scale)
+    return F.layer_norm(F.linear(x, cell.weight_ih), beta.shape, gamma, beta, cell.ln_ih.eps)
+
+
+def _ln_input(
+    cell: nn.Module, bias: Tensor | None, folds_hh: bool, scale: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """LN_ih's (gamma, beta), with the additive biases folded into beta, times `scale`."""
     gamma, beta = cell.ln_ih.weight, cell.ln_ih.bias
     if folds_hh:
         beta = beta + cell.ln_hh.bias
@@ -53,7 +62,7 @@ def _input_part(cell: nn.Module, x: Tensor, scale: Tensor | None) -> Tensor:
         beta = beta + bias
     if scale is not None:
         gamma, beta = gamma * scale, beta * scale
-    return F.layer_norm(F.linear(x, cell.weight_ih), beta.shape, gamma, beta, cell.ln_ih.eps)
+    return gamma, beta
 
 
 def _lstm_scale(cell: nn.Module, like: Tensor) -> Tensor:
@@ -82,6 +91,16 @@ def fused_direction(
 
 def _lstm(cell, x, state, noise, u_h, u_c):
     scale = _lstm_scale(cell, x)
+    h0, c0 = state
+    if cell.layer_norm and extension.takes(x):  # input LN inside the C++ loops
+        bias = cell.bias_ih + cell.bias_hh if cell.bias else None
+        gamma_ih, beta = _ln_input(cell, bias, True, scale)
+        h, h_last, c_last = LayerNormLSTMRecurrence.apply(
+            F.linear(x, cell.weight_ih), h0, c0, cell.weight_hh, gamma_ih, beta,
+            cell.ln_hh.weight * scale, cell.ln_c.weight, cell.ln_c.bias, noise.drop, u_h, u_c,
+            cell.ln_ih.eps, cell.ln_hh.eps,
+        )  # fmt: skip
+        return h, (h_last, c_last)
     a_x = _input_part(cell, x, scale)
     if cell.layer_norm:
         weight_hh, gamma_hh, eps = cell.weight_hh, cell.ln_hh.weight * scale, cell.ln_hh.eps
@@ -89,7 +108,6 @@ def _lstm(cell, x, state, noise, u_h, u_c):
     else:
         weight_hh, gamma_hh, eps = cell.weight_hh * scale.unsqueeze(1), None, 0.0
         gamma_c = beta_c = None
-    h0, c0 = state
     h, h_last, c_last = LSTMRecurrence.apply(
         a_x, h0, c0, weight_hh, gamma_hh, gamma_c, beta_c, noise.drop, u_h, u_c, eps
     )

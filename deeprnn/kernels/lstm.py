@@ -217,10 +217,17 @@ class LSTMRecurrence(Function):
 
     @staticmethod
     def forward(ctx, a_x, h0, c0, weight_hh, gamma_hh, gamma_c, beta_c, drop, u_h, u_c, eps):
-        run = extension.ops().lstm_forward if extension.takes(a_x) else _forward
-        z, c_new, c, tanh_c, h, stats_hh, stats_c = run(
-            a_x, h0, c0, weight_hh.t(), gamma_hh, gamma_c, beta_c, drop, u_h, u_c, eps
-        )
+        # the C++ loops take the configurations without layer norm (which has its own below)
+        ctx.fast = gamma_hh is None and gamma_c is None and extension.takes(a_x)
+        if ctx.fast:
+            z, c_new, c, tanh_c, h, stats_hh = extension.ops().lstm_forward(
+                a_x, h0, c0, weight_hh.t(), drop, u_h, u_c, any(ctx.needs_input_grad)
+            )
+            stats_c = stats_hh
+        else:
+            z, c_new, c, tanh_c, h, stats_hh, stats_c = _forward(
+                a_x, h0, c0, weight_hh.t(), gamma_hh, gamma_c, beta_c, drop, u_h, u_c, eps
+            )
         ctx.save_for_backward(h0, c0, z, c_new, c, tanh_c, h, weight_hh, gamma_hh, gamma_c,
                               beta_c, drop, u_h, u_c, stats_hh, stats_c)  # fmt: skip
         return h, h[-1].clone(), c[-1].clone()
@@ -232,14 +239,53 @@ class LSTMRecurrence(Function):
         h0, c0, z, c_new, c, tanh_c, h, weight, gamma_hh, gamma_c, beta_c = saved[:11]
         drop, u_h, u_c, stats_hh, stats_c = saved[11:]
         T, B, H = h.shape
-        fast = extension.takes(h)
-        run = extension.ops().lstm_backward if fast else _backward
-        d_z, dh0, dc0, d_weight, d_gamma, d_gamma_c, d_beta_c = run(
+        if ctx.fast:
+            d_z, dh0, dc0, d_weight = extension.ops().lstm_backward(
+                d_h, d_hT, d_cT, h0, c0, z, c_new, c, tanh_c, h, weight, drop, u_h, u_c,
+                block_steps(T, B * H),
+            )[:4]  # fmt: skip
+            return d_z, dh0, dc0, d_weight, None, None, None, None, None, None, None
+        d_z, dh0, dc0, d_weight, d_gamma, d_gamma_c, d_beta_c = _backward(
             d_h, d_hT, d_cT, h0, c0, z, c_new, c, tanh_c, h, weight, gamma_hh, gamma_c, beta_c,
             drop, u_h, u_c, stats_hh, stats_c, block_steps(T, B * H),
         )  # fmt: skip
-        if fast:  # C++ gives empty tensors for the gradients of parameters that are absent
-            d_gamma = None if gamma_hh is None else d_gamma
-            d_gamma_c = None if gamma_c is None else d_gamma_c
-            d_beta_c = None if beta_c is None else d_beta_c
         return d_z, dh0, dc0, d_weight, d_gamma, d_gamma_c, d_beta_c, None, None, None, None
+
+
+class LayerNormLSTMRecurrence(Function):
+    """The layer-normalised LSTM on the C++ loops (`extension.takes`), input LN included:
+
+    apply(u, h0, c0, weight_hh, gamma_ih, beta, gamma_hh, gamma_c, beta_c, drop, update_h,
+          update_c, eps_ih, eps) -> (h (T, B, H), h_T, c_T)
+
+    u = W_ih x (T, B, 4H) without bias; beta (4H,) folds LN_ih's and LN_hh's biases and
+    b_ih + b_hh; the g rows of gamma_ih, beta, gamma_hh come doubled (see the module doc).
+    Keeps u, v = W_hh m h_{t-1} and the LN statistics of every step: BPTT recomputes the
+    gates from them, where `LSTMRecurrence` keeps the gates and recomputes v (one matrix
+    product more; it runs where the C++ loops can't be built).
+    """
+
+    @staticmethod
+    def forward(ctx, u, h0, c0, weight_hh, gamma_ih, beta, gamma_hh, gamma_c, beta_c, drop,
+                u_h, u_c, eps_ih, eps):  # fmt: skip
+        v, c_new, c, _, h, stats = extension.ops().ln_lstm_forward(
+            u, h0, c0, weight_hh.t(), gamma_ih, beta, gamma_hh, gamma_c, beta_c, drop, u_h,
+            u_c, eps_ih, eps, any(ctx.needs_input_grad),  # keep for BPTT only where needed
+        )  # fmt: skip
+        ctx.save_for_backward(u, h0, c0, v, c_new, c, h, weight_hh, gamma_ih, beta, gamma_hh,
+                              gamma_c, beta_c, drop, u_h, u_c, stats)  # fmt: skip
+        return h, h[-1].clone(), c[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_h, d_hT, d_cT):
+        saved = ctx.saved_tensors
+        u, h0, c0, v, c_new, c, h, weight, gamma_ih, beta, gamma_hh, gamma_c = saved[:12]
+        beta_c, drop, u_h, u_c, stats = saved[12:]
+        T, B, H = h.shape
+        grads = extension.ops().ln_lstm_backward(
+            d_h, d_hT, d_cT, h0, c0, u, v, c_new, c, h, weight, gamma_ih, beta, gamma_hh,
+            gamma_c, beta_c, drop, u_h, u_c, stats, block_steps(T, B * H),
+        )  # fmt: skip
+        d_beta_c = None if beta_c is None else grads[8]
+        return (*grads[:8], d_beta_c, None, None, None, None, None)
