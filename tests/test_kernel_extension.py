@@ -194,3 +194,25 @@ def test_inference_keeps_nothing_for_bptt_and_computes_the_same(kw):
     for a, b in zip(state_a, state_b):
         for s, t in zip(a, b):
             torch.testing.assert_close(s.detach(), t, rtol=1e-13, atol=1e-13)
+
+
+@needs_cpp
+def test_reused_buffers_never_alias_live_tensors():
+    """Large buffers go back to a cache when freed and are handed out again: outputs still
+    alive must keep their values while later calls reuse freed buffers."""
+    from deeprnn import DeepRNN
+
+    torch.manual_seed(0)
+    net = DeepRNN(8, 32, num_layers=2, cell="lstm", layer_norm=True)  # (T, B, 4H) > 1 MiB
+    xs = [torch.randn(16, 600, 8) for _ in range(3)]
+    first, _ = net(xs[0])
+    kept = first.detach().clone()
+    for x in xs[1:]:  # trains: saved buffers and gradients are freed into the cache
+        out, _ = net(x)
+        out.square().mean().backward()
+        assert not torch.equal(out.detach(), kept)
+    torch.testing.assert_close(first.detach(), kept, rtol=0, atol=0)
+    again, _ = net(xs[0])
+    torch.testing.assert_close(again.detach(), kept, rtol=0, atol=0)
+    assert extension.empty_cache() > 0  # something was kept for reuse, and is now released
+    assert extension.empty_cache() == 0

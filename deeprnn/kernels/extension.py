@@ -73,3 +73,12 @@ def takes(x: torch.Tensor) -> bool:
     return (
         x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and (ops() is not None)
     )
+
+
+def empty_cache() -> int:
+    """Release the large buffers the C++ loops keep for reuse (like torch.cuda.empty_cache);
+    returns the bytes freed. At most 1 GiB is ever kept: see csrc/lstm.cpp."""
+    if ops.cache_info().currsize == 0:  # never loaded: nothing kept
+        return 0
+    lib = ops()
+    return 0 if lib is None else int(lib.empty_cache())
