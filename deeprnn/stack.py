@@ -31,7 +31,7 @@ from deeprnn.errors import (
     check_sequence_batch,
 )
 from deeprnn.kernels.noise import dropout_rate, zoneout_pair
-from deeprnn.layer import RecurrentLayer
+from deeprnn.layer import RecurrentLayer, native_stack_forward
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 
@@ -217,6 +217,10 @@ class DeepRNN(nn.Module):
         x = check_sequence_batch(x, "x", c.input_size, next(self.parameters()).dtype)
         lengths = check_lengths(lengths, x.shape[0], x.shape[1])
         state = self._check_state(state, x)
+        if self._one_kernel_call(lengths, x.shape[1]):
+            result = native_stack_forward(list(self.layers), x, state)
+            if result is not None:
+                return result
         mask = None
         if lengths is not None:
             steps = torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
@@ -232,6 +236,16 @@ class DeepRNN(nn.Module):
             final.append(s)
         out = torch.cat(outs, dim=-1) if c.outputs == "all" else outs[-1]
         return out, final
+
+    def _one_kernel_call(self, lengths: Tensor | None, time: int) -> bool:
+        """Whether the wiring lets torch run the whole stack in one call (then it does, if
+        every layer is on the native path: `native_stack_forward`): a plain stack with
+        nothing between its layers, the top layer's outputs, every row full length."""
+        c = self.config
+        plain = c.wiring == "stack" and not c.residual and c.between is None
+        no_dropout = c.dropout == 0.0 or not self.training
+        full = lengths is None or bool((lengths == time).all())
+        return len(self.layers) > 1 and plain and no_dropout and c.outputs == "top" and full
 
     def _layer_input(self, i: int, x: Tensor, below: Tensor | None) -> Tensor:
         """What layer i reads: x, or [between](o_(i-1)) after dropout, with x ("skip")."""

@@ -115,3 +115,67 @@ def test_dropout_between_layers_only_in_training():
     torch.testing.assert_close(first_layer, plain.layers[0](x)[0])  # no dropout on x itself
     assert not torch.allclose(net(x)[0], plain(x)[0])
     assert not torch.allclose(net(x)[0], net(x)[0])  # a fresh mask each call
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_plain_native_stack_runs_as_one_kernel_call(monkeypatch, cell, bidirectional):
+    """A plain stack of native layers is one call of torch's multi-layer kernel (as
+    nn.LSTM(num_layers=3) runs), with the results of the layer-by-layer calls: outputs,
+    final states and every gradient, from a given initial state."""
+    import deeprnn.layer
+    import deeprnn.stack
+
+    calls = []
+    whole = deeprnn.layer.native_stack_forward
+
+    def counted(*args):
+        result = whole(*args)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(deeprnn.stack, "native_stack_forward", counted)
+    torch.manual_seed(0)
+    net = DeepRNN(5, 4, num_layers=3, cell=cell, bidirectional=bidirectional).double()
+    x, _ = random_batch(3, 6, 5, with_lengths=False)
+    state = [net.layers[i].initial_state(3, x.double()) for i in range(3)]
+    g = torch.Generator().manual_seed(2)
+    state = [tuple(torch.randn(s.shape, generator=g).double() for s in st)
+             if isinstance(st, tuple) else torch.randn(st.shape, generator=g).double()
+             for st in state]  # fmt: skip
+
+    class WithState(nn.Module):
+        def __init__(self, net, layer_by_layer):
+            super().__init__()
+            self.net, self.layer_by_layer = net, layer_by_layer
+
+        def forward(self, x, lengths=None):
+            if self.layer_by_layer:  # the same network, one kernel call per layer
+                with monkeypatch.context() as m:
+                    m.setattr(deeprnn.stack, "native_stack_forward", lambda *a: None)
+                    return self.net(x, state)
+            return self.net(x, state)
+
+    assert_same_outputs_and_grads(WithState(net, False), WithState(net, True), x.double(),
+                                  rtol=1e-12, atol=1e-12)  # fmt: skip
+    assert calls and all(calls)  # the one-call path ran (and returned) every time
+
+
+def test_stacks_one_call_cannot_compute_run_layer_by_layer():
+    """Different widths, lengths, dropout in training, outputs='all' or layer norm: each
+    layer on its own path (the results are checked against the loop above)."""
+    from deeprnn.layer import native_stack_forward
+
+    x = torch.randn(2, 5, 3)
+    mixed = DeepRNN(3, [4, 6], cell="lstm")
+    states = [layer.initial_state(2, x) for layer in mixed.layers]
+    assert native_stack_forward(list(mixed.layers), x, states) is None
+    cells = DeepRNN(3, 4, num_layers=2, cell=["lstm", "gru"])
+    states = [layer.initial_state(2, x) for layer in cells.layers]
+    assert native_stack_forward(list(cells.layers), x, states) is None
+    net = DeepRNN(3, 4, num_layers=2, dropout=0.5)
+    assert net.train()._one_kernel_call(None, 5) is False
+    assert net.eval()._one_kernel_call(None, 5) is True
+    assert net._one_kernel_call(torch.tensor([5, 3]), 5) is False
+    assert DeepRNN(3, 4, num_layers=2, outputs="all")._one_kernel_call(None, 5) is False
+    assert DeepRNN(3, 4, num_layers=2, wiring="skip")._one_kernel_call(None, 5) is False

@@ -15,6 +15,13 @@ enough to stay in cache); the loop over the block's steps only multiplies them w
 carried dL/dh, dL/dc and does one matrix product for dL/dh_{t-1}. Per block, one matrix
 product recomputes W_hh m h_{t-1} for LN_hh and one adds the block's share of dW_hh
 (`deeprnn.kernels.projection`), so that no (T, B, 4H) tensor is kept besides z and d_z.
+
+Where the C++ step loops are built (`extension.py`, CPU float32 / float64), the same math
+runs in csrc/lstm.cpp instead of the TorchScript `_forward` / `_backward` below: for the
+configurations without layer norm through `LSTMRecurrence` itself, and for the layer-norm
+LSTM through `LayerNormLSTMRecurrence`, which moves LN_ih into the loop too, keeps v =
+W_hh m h_{t-1} instead of z and recomputes the gates in BPTT (element-wise work instead of
+the matrix product that recomputes v here).
 """
 
 from __future__ import annotations
