@@ -316,15 +316,17 @@ def native_stack_forward(
     and output once more (~1-2 % of a small train step, measured)."""
     first = layers[0]
     kernel = _native_kernel(first.cell)
-    if kernel is None:
+
+    def joins(layer: RecurrentLayer) -> bool:
+        cell = layer.cell
+        return (
+            layer.native and layer.torch_kernel and _native_kernel(cell) is kernel
+            and (cell.bias, cell.hidden_size) == (first.cell.bias, first.cell.hidden_size)
+            and layer.bidirectional == first.bidirectional
+        )  # fmt: skip
+
+    if kernel is None or not all(joins(layer) for layer in layers):
         return None
-    for layer in layers:
-        same = _native_kernel(layer.cell) is kernel and layer.cell.bias == first.cell.bias
-        same = same and layer.cell.hidden_size == first.cell.hidden_size
-        if not (same and layer.native and layer.torch_kernel) or (
-            layer.bidirectional != first.bidirectional
-        ):
-            return None
     lstm = isinstance(states[0], tuple)
     parts = [_kernel_state(layer, s) for layer, s in zip(layers, states)]
     hx = tuple(torch.cat(p) for p in zip(*parts)) if lstm else torch.cat(parts)

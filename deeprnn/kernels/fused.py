@@ -37,27 +37,35 @@ def _update(update: Update, valid: Tensor | None, like: Tensor) -> Tensor | None
 def _input_part(cell: nn.Module, x: Tensor, scale: Tensor | None) -> Tensor:
     """a_x (T, B, G*H) for all steps at once: [LN_ih](W_ih x) plus the additive biases,
     times `scale` (G*H,) per row when given (exact: powers of two)."""
-    folds_hh = cell.kind != "gru"  # GRU: r multiplies a_h[n], so b_hh stays inside
-    bias = cell.bias_ih
-    if cell.bias and folds_hh:
-        bias = cell.bias_ih + cell.bias_hh
     if not cell.layer_norm:
-        weight = cell.weight_ih
+        weight, bias = cell.weight_ih, _additive_bias(cell)
         if scale is not None:
             weight = weight * scale.unsqueeze(1)
             bias = None if bias is None else bias * scale
         return F.linear(x, weight, bias)
-    gamma, beta = _ln_input(cell, bias, folds_hh, scale)
+    gamma, beta = _ln_input(cell, scale)
     return F.layer_norm(F.linear(x, cell.weight_ih), beta.shape, gamma, beta, cell.ln_ih.eps)
 
 
-def _ln_input(
-    cell: nn.Module, bias: Tensor | None, folds_hh: bool, scale: Tensor | None
-) -> tuple[Tensor, Tensor]:
+def _folds_hh(cell: nn.Module) -> bool:
+    """Whether b_hh (and LN_hh's bias) only add, so fold into the input part: not for the
+    GRU, whose r multiplies a_h[n]."""
+    return cell.kind != "gru"
+
+
+def _additive_bias(cell: nn.Module) -> Tensor | None:
+    """b_ih, plus b_hh where it folds (`_folds_hh`); None without biases."""
+    if cell.bias and _folds_hh(cell):
+        return cell.bias_ih + cell.bias_hh
+    return cell.bias_ih
+
+
+def _ln_input(cell: nn.Module, scale: Tensor | None) -> tuple[Tensor, Tensor]:
     """LN_ih's (gamma, beta), with the additive biases folded into beta, times `scale`."""
     gamma, beta = cell.ln_ih.weight, cell.ln_ih.bias
-    if folds_hh:
+    if _folds_hh(cell):
         beta = beta + cell.ln_hh.bias
+    bias = _additive_bias(cell)
     if bias is not None:
         beta = beta + bias
     if scale is not None:
@@ -93,8 +101,7 @@ def _lstm(cell, x, state, noise, u_h, u_c):
     scale = _lstm_scale(cell, x)
     h0, c0 = state
     if cell.layer_norm and extension.takes(x):  # input LN inside the C++ loops
-        bias = cell.bias_ih + cell.bias_hh if cell.bias else None
-        gamma_ih, beta = _ln_input(cell, bias, True, scale)
+        gamma_ih, beta = _ln_input(cell, scale)
         h, h_last, c_last = LayerNormLSTMRecurrence.apply(
             F.linear(x, cell.weight_ih), h0, c0, cell.weight_hh, gamma_ih, beta,
             cell.ln_hh.weight * scale, cell.ln_c.weight, cell.ln_c.bias, noise.drop, u_h, u_c,

@@ -15,7 +15,7 @@
 //     matrix product of the forward's size): the memory of the plain mode, one product less.
 // Built on first use by torch.utils.cpp_extension (deeprnn/kernels/extension.py) with
 // -O3 -ffast-math, so that gcc vectorises exp / tanh through glibc's vector math library;
-// reductions accumulate in double.
+// layer-norm moments and the parameter gradients' totals accumulate in double.
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -65,11 +65,6 @@ Strided<S> strided(const OptTensor& u, int64_t T, int64_t B, int64_t H) {
   s.sb = e.stride(1);
   s.sj = e.stride(2);
   return s;
-}
-
-template <typename S>
-const S* ptr_or_null(const OptTensor& t) {
-  return (t.has_value() && t->defined()) ? t->data_ptr<S>() : nullptr;
 }
 
 Tensor contig(const OptTensor& t) {
@@ -229,7 +224,7 @@ void forward_impl(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const 
   S* tcp = tanh_c.data_ptr<S>();
   S* sp = ln ? stats.data_ptr<S>() : nullptr;
 
-  Tensor h_prev = h0, c_prev_t = c0;
+  Tensor h_prev = h0;  // a tensor: the matrix product reads it
   for (int64_t t = 0; t < T; ++t) {
     const int64_t tk = keep ? t : 0;  // where step t's kept values go
     Tensor h_in = h_prev;
@@ -250,7 +245,7 @@ void forward_impl(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const 
     }
     S* st = ln ? sp + tk * N_STATS * B : nullptr;
     const S* hpv = h_prev.data_ptr<S>();
-    const S* cpv = c_prev_t.data_ptr<S>();
+    const S* cpv = t > 0 ? cp + (t - 1) * B * H : c0.data_ptr<S>();
     S* ct = cp + t * B * H;
     S* ht = hp + t * B * H;
     S* cnt = u_c ? cnp + (keep_cn ? t * B * H : 0) : ct;  // without zoneout c~ is c
@@ -316,7 +311,6 @@ void forward_impl(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const 
       }
     }
     h_prev = h[t];
-    c_prev_t = c[t];
   }
 }
 
@@ -461,6 +455,7 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
         const S* uh = u_h.dense(t, b, H, uh_buf);
         const S* uc = u_c.dense(t, b, H, uc_buf);
         S rstd_c = 0;
+        const S* tcr = tcp + t * B * H + b * H;  // tanh([LN_c] c~): kept, or recomputed
         if (ln) {
           const S mean_c = st[MEAN_C * B + b];
           rstd_c = st[RSTD_C * B + b];
@@ -471,14 +466,12 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
             if (op.beta_c) y += op.beta_c[jj];
             tc_row[jj] = std::tanh(y);
           }
-        } else {
-          const S* tcr = tcp + t * B * H + b * H;
-          for (int64_t jj = 0; jj < H; ++jj) tc_row[jj] = tcr[jj];
+          tcr = tc_row.data();
         }
         // dL/d o and dL/d [LN_c](c~); u^h folds into both
         for (int64_t jj = 0; jj < H; ++jj) {
           const S w = uh[jj];
-          const S tc = tc_row[jj];
+          const S tc = tcr[jj];
           dzr[3 * H + jj] = dhr[jj] * (S(1) - o[jj]) * o[jj] * tc * w;
           dco_row[jj] = dhr[jj] * (S(1) - tc * tc) * o[jj] * w;
         }
@@ -571,7 +564,7 @@ Grads run_backward(const Tensor& d_h, const Tensor& d_hT, const Tensor& d_cT, co
                    const Tensor& c0, const Tensor& x_in, const Tensor& zv, const Tensor& c_new,
                    const Tensor& c, const Tensor& tanh_c, const Tensor& h, const Tensor& weight,
                    bool ln, const OptTensor& drop, const OptTensor& u_h, const OptTensor& u_c,
-                   const Tensor& stats, int64_t block, bool has_beta_c, Fill fill) {
+                   const Tensor& stats, int64_t block, Fill fill) {
   const int64_t T = h.size(0), B = h.size(1), H = h.size(2), G = 4 * H;
   auto opt = h.options();
   Tensor d_hc = d_h.contiguous();
@@ -580,9 +573,11 @@ Grads run_backward(const Tensor& d_h, const Tensor& d_hT, const Tensor& d_cT, co
   Tensor dc = d_cT.contiguous().clone();
   Tensor d_weight = at::zeros_like(weight);
   LNGrads lg(ln, G, H);
+  bool has_beta_c = false;
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "deeprnn_lstm_backward", [&] {
     Options<scalar_t> op(drop, u_h, u_c, T, B, H);
     fill(op);
+    has_beta_c = op.beta_c != nullptr;
     backward_impl<scalar_t>(d_hc, h0.contiguous(), c0.contiguous(), x_in.contiguous(),
                             zv.contiguous(), c_new.contiguous(), c.contiguous(),
                             tanh_c.contiguous(), h.contiguous(), weight, op, stats.contiguous(),
@@ -604,7 +599,7 @@ Grads lstm_backward(const Tensor& d_h, const Tensor& d_hT, const Tensor& d_cT, c
                     int64_t block) {
   Tensor none = at::empty({0}, h.options());
   return run_backward(d_h, d_hT, d_cT, h0, c0, none, z, c_new, c, tanh_c, h, weight, false, drop,
-                      u_h, u_c, none, block, false, [](auto&) {});
+                      u_h, u_c, none, block, [](auto&) {});
 }
 
 Grads ln_lstm_backward(const Tensor& d_h, const Tensor& d_hT, const Tensor& d_cT,
@@ -617,7 +612,7 @@ Grads ln_lstm_backward(const Tensor& d_h, const Tensor& d_hT, const Tensor& d_cT
   const LNParams ln{gamma_ih.contiguous(), beta.contiguous(), gamma_hh.contiguous(),
                     gamma_c.contiguous(), contig(beta_c), 0.0, 0.0};
   return run_backward(d_h, d_hT, d_cT, h0, c0, u, v, c_new, c, c_new, h, weight, true, drop, u_h,
-                      u_c, stats, block, ln.beta_c.defined(), [&](auto& op) { ln.fill(op); });
+                      u_c, stats, block, [&](auto& op) { ln.fill(op); });
 }
 
 }  // namespace
