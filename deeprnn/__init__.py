@@ -3,6 +3,7 @@
 from deeprnn.cells import GRUCell, LSTMCell, RNNCell
 from deeprnn.config import RNNConfig, TrainConfig
 from deeprnn.errors import DeepRNNError, InputError, InputTypeError
+from deeprnn.frontend import ConvFrontend
 from deeprnn.heads import Head
 from deeprnn.model import SequenceModel
 from deeprnn.parallel import Parallel
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "ConvFrontend",
     "DeepRNN",
     "DeepRNNError",
     "GRUCell",

@@ -75,8 +75,15 @@ def _state_to_np(state):
     return [tuple(_np(t) for t in s) if isinstance(s, tuple) else _np(s) for s in state]
 
 
-def _reference_chain(params, net_cfg, head_cfg, loss_kind, x, lengths, state, target):
-    """Reference forward of body [-> head -> loss]; returns (value, out, final, backward_fn)."""
+def _reference_chain(params, net_cfg, head_cfg, loss_kind, x, lengths, state, target,
+                     front_cfg=None):  # fmt: skip
+    """Reference forward of [front end ->] body [-> head -> loss]; returns (value, out, final,
+    backward_fn)."""
+    f_cache = None
+    if front_cfg is not None:
+        x, lengths, f_cache = reference.frontend_forward(
+            params["frontend"], front_cfg, x, lengths, front_cfg["training"]
+        )
     out, final, cache = reference.forward(params["body"], net_cfg, x, lengths, state)
     if head_cfg is None:
         return out, final, lambda d_out, d_fin: reference.backward(cache, d_out, d_fin)
@@ -87,45 +94,70 @@ def _reference_chain(params, net_cfg, head_cfg, loss_kind, x, lengths, state, ta
     def backward(_d_out, d_fin):
         head_grads, d_o = reference.head_backward(h_cache, d_logits)
         grads, dx, dstate = reference.backward(cache, d_o, d_fin)
+        if f_cache is not None:
+            front_grads, dx = reference.frontend_backward(f_cache, dx)
+            grads = {**grads, **front_grads}
         return {**grads, **head_grads}, dx, dstate
 
     return np.array(loss), final, backward
 
 
-def _split_params(module) -> tuple[dict, dict, dict, dict | None]:
-    """Torch named parameters and the reference's params / configs for DeepRNN or body+head."""
+def frontend_config(frontend, training: bool = False) -> dict:
+    """The reference's config of a torch ConvFrontend (per-block lists, running statistics)."""
+    blocks = list(frontend.blocks)
+    cfg = {key: [getattr(b, key) for b in blocks]
+           for key in ("kernel_size", "stride", "pool", "dilation")}  # fmt: skip
+    cfg |= {"norm": blocks[0].norm_kind, "activation": blocks[0].activation,
+            "padding": blocks[0].padding, "training": training}  # fmt: skip
+    cfg["running"] = {k: _np(v) for k, v in frontend.state_dict().items() if "running_" in k}
+    return cfg
+
+
+def _split_params(module, training: bool = False):
+    """Torch named parameters and the reference's params / configs for DeepRNN or
+    [front end +] body + head: (named, params, body cfg, head cfg, front end cfg)."""
     named = dict(module.named_parameters())
     if hasattr(module, "head"):
-        body = {k[5:]: _np(v) for k, v in named.items() if k.startswith("body.")}
-        head = {k[5:]: _np(v) for k, v in named.items() if k.startswith("head.")}
+        groups = ("frontend", "body", "head")
+        params = {g: {k[len(g) + 1 :]: _np(v) for k, v in named.items() if k.startswith(g + ".")}
+                  for g in groups}  # fmt: skip
         head_cfg = {"pooling": module.head.pooling, "activation": module.head.activation}
-        return named, {"body": body, "head": head}, asdict(module.body.config), head_cfg
-    return named, {"body": {k: _np(v) for k, v in named.items()}}, asdict(module.config), None
+        front_cfg = None
+        if module.frontend is not None:
+            front_cfg = frontend_config(module.frontend, training)
+        else:
+            del params["frontend"]
+        return named, params, asdict(module.body.config), head_cfg, front_cfg
+    body = {k: _np(v) for k, v in named.items()}
+    return named, {"body": body}, asdict(module.config), None, None
 
 
 def _strip(name: str) -> str:
-    return name.split(".", 1)[1] if name.startswith(("body.", "head.")) else name
+    return name.split(".", 1)[1] if name.startswith(("body.", "head.", "frontend.")) else name
 
 
 def assert_matches_reference(
-    module, x, lengths=None, state=None, target=None, loss="ce", rtol=1e-6, atol=1e-9, fd=True
-):
+    module, x, lengths=None, state=None, target=None, loss="ce", rtol=1e-6, atol=1e-9, fd=True,
+    training=False,
+):  # fmt: skip
     """Outputs and EVERY gradient of a torch module equal the NumPy reference (float64).
 
     `module` is a DeepRNN (checked on outputs, final states, all parameter gradients, dL/dx
     and dL/d initial state under a random linear loss) or a SequenceModel whose body is a
     DeepRNN (checked on the loss `loss` against `target`, and all gradients). With `fd`, the
     reference's gradients are also checked by central finite differences along a random
-    direction per parameter tensor, so a wrong reference cannot pass silently.
+    direction per parameter tensor, so a wrong reference cannot pass silently. A SequenceModel
+    may have a ConvFrontend (its gradients are checked too). `training`: run in train mode
+    (batch norm on batch statistics; the model must have no dropout), else eval mode.
     """
-    module = module.double().eval()
+    module = module.double().train(training)
     x = x.double()
-    named, params, net_cfg, head_cfg = _split_params(module)
+    named, params, net_cfg, head_cfg, front_cfg = _split_params(module, training)
     lengths_np = None if lengths is None else lengths.numpy()
     state_np = None if state is None else _state_to_np(state)
     ref_out, ref_final, ref_backward = _reference_chain(
         params, net_cfg, head_cfg, loss, _np(x), lengths_np, state_np,
-        None if target is None else target.numpy(),
+        None if target is None else target.numpy(), front_cfg,
     )  # fmt: skip
     g = np.random.default_rng(7)
     d_out = g.standard_normal(ref_out.shape)
@@ -149,6 +181,8 @@ def assert_matches_reference(
         out, final = module(xt, st, lengths)
     else:
         logits, final = module(xt, st, lengths)
+        if module.frontend is not None and lengths is not None:
+            lengths = module.frontend.output_length(lengths)
         out = torch_loss(loss, logits, target, lengths, module.head.pooling == "every")
     torch.testing.assert_close(out, torch.as_tensor(ref_out), rtol=rtol, atol=atol)
     for s, r in zip(flatten_state(final), flatten_state(_as_torch_state(ref_final))):
@@ -170,7 +204,7 @@ def assert_matches_reference(
     if fd:
         _check_reference_by_finite_differences(
             params, net_cfg, head_cfg, loss, _np(x), lengths_np, state_np, target,
-            d_out, d_final, ref_grads, ref_dx,
+            d_out, d_final, ref_grads, ref_dx, front_cfg,
         )  # fmt: skip
 
 
@@ -194,13 +228,16 @@ def torch_loss(kind, logits, target, lengths, per_step):
 
 
 def _check_reference_by_finite_differences(
-    params, net_cfg, head_cfg, loss, x, lengths, state, target, d_out, d_final, grads, dx, eps=1e-6
-):
+    params, net_cfg, head_cfg, loss, x, lengths, state, target, d_out, d_final, grads, dx,
+    front_cfg=None, eps=1e-6,
+):  # fmt: skip
     """Directional central differences of the reference's L match its analytic gradients."""
     tgt = None if target is None else target.numpy()
 
     def value(p, xx):
-        out, final, _ = _reference_chain(p, net_cfg, head_cfg, loss, xx, lengths, state, tgt)
+        out, final, _ = _reference_chain(
+            p, net_cfg, head_cfg, loss, xx, lengths, state, tgt, front_cfg
+        )
         total = float((out * d_out).sum())
         for s, d in zip(flatten_state(final), flatten_state(d_final)):
             total += float((s * d).sum())

@@ -29,6 +29,7 @@ from deeprnn.errors import InputError, check_choice
 from deeprnn.estimators import persist
 from deeprnn.estimators.inputs import Loader, python_value, take
 from deeprnn.export import export as export_model
+from deeprnn.frontend import ConvFrontend, frontend_kwargs
 from deeprnn.heads import Head
 from deeprnn.model import SequenceModel
 from deeprnn.stack import DeepRNN
@@ -49,7 +50,9 @@ class RNNEstimator(BaseEstimator):
 
     Network (the arguments of `deeprnn.DeepRNN`): cell, num_layers, hidden_size,
     nonlinearity, wiring, residual, layer_norm, dropout, recurrent_dropout, zoneout,
-    bidirectional, between, outputs, bias.
+    bidirectional, between, outputs, bias. `frontend`: a dict of `deeprnn.ConvFrontend`
+    arguments (without in_features), e.g. {"channels": [32, 32], "kernel_size": 5, "pool": 2}:
+    1-D conv blocks before the recurrent stack (None: none).
     Training (`deeprnn.train.fit`): epochs, batch_size, lr, optimizer, clip_norm (global
     gradient norm; None: off), seed (weights, shuffling, dropout and sampling), verbose (1: a
     progress bar per epoch on a terminal), device ("cpu", "cuda", "cuda:N" or "auto").
@@ -77,6 +80,7 @@ class RNNEstimator(BaseEstimator):
     between: str | None = None  # Linear + "relu" | "tanh" | "sigmoid" | "linear" between layers
     outputs: str = "top"  # the head reads the "top" layer or "all" layers concatenated
     bias: bool = True  # bias_ih / bias_hh in every cell
+    frontend: dict | None = None  # ConvFrontend arguments (conv blocks before the RNN), or None
     # Training (deeprnn.train.fit).
     epochs: int = 50  # most passes over the training data
     batch_size: int = 32  # sequences per update (rows of the text stream for language models)
@@ -122,6 +126,7 @@ class RNNEstimator(BaseEstimator):
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed: expected an int in [0, 2**32), got {self.seed}")
         self._validation_fraction()
+        frontend_kwargs(python_value(self.frontend))
 
     def _pooling(self) -> str:
         """The `pooling` argument of estimators with one output per sequence, checked."""
@@ -136,13 +141,18 @@ class RNNEstimator(BaseEstimator):
         activation: str | None,
         vocab_size: int | None = None,
     ) -> SequenceModel:
-        """[Embedding(vocab_size, n_inputs)] -> DeepRNN -> Head(n_outputs)."""
+        """[Embedding(vocab_size, n_inputs)] -> [ConvFrontend] -> DeepRNN -> Head(n_outputs)."""
         embedding = None
         if vocab_size is not None:
             embedding = nn.Embedding(vocab_size, n_inputs, padding_idx=Vocabulary.pad_id)
-        body = DeepRNN(n_inputs, **{k: python_value(getattr(self, k)) for k in BODY})
+        frontend, width = None, n_inputs
+        spec = frontend_kwargs(python_value(self.frontend))
+        if spec is not None:
+            frontend = ConvFrontend(n_inputs, **spec)
+            width = frontend.out_features
+        body = DeepRNN(width, **{k: python_value(getattr(self, k)) for k in BODY})
         head = Head(body.output_size, n_outputs, pooling=pooling, activation=activation)
-        return SequenceModel(body, head, embedding)
+        return SequenceModel(body, head, embedding, frontend)
 
     def _validation_fraction(self) -> float:
         f = self.validation_fraction

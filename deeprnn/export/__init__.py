@@ -3,11 +3,13 @@
     export(model, "model.onnx", "onnx")         # onnxruntime, ONNX opset 17
     export(model, "model.pt", "torchscript")    # torch.jit.load, no deeprnn needed
 
-The exported graph is a scripted twin of the model (`deeprnn.export.network`) built from its
-config and parameter tensors. Plain cells run on torch's fused sequence ops (ONNX: LSTM /
-GRU / RNN nodes); layer-norm, zoneout and sigmoid cells on a scripted time loop (ONNX:
-`Loop`). Either way any batch size and any number of steps run. It computes the eval-mode
-forward: dropout and recurrent dropout vanish, zoneout is its expectation.
+A conv front end (`SequenceModel(..., frontend=ConvFrontend(...))`) is part of the graph, its
+length arithmetic included. The exported graph is a scripted twin of the model
+(`deeprnn.export.network`) built from its config and parameter tensors. Plain cells run on
+torch's fused sequence ops (ONNX: LSTM / GRU / RNN nodes); layer-norm, zoneout and sigmoid
+cells on a scripted time loop (ONNX: `Loop`). Either way any batch size and any number of
+steps run. It computes the eval-mode forward: dropout and recurrent dropout vanish, zoneout
+is its expectation.
 
 Inputs: `x` (batch, time, features) floats, or (batch, time) int64 token ids for a model
 with an embedding, and `lengths` (batch,) int64 (optional in TorchScript; in ONNX present
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from deeprnn.errors import DeepRNNError, InputError, check_choice
 from deeprnn.export.network import Network, WithOptionalLengths, WithoutLengths
 from deeprnn.export.steps import STEPS
+from deeprnn.frontend import ConvFrontend
 from deeprnn.heads import Head
 from deeprnn.model import SequenceModel
 from deeprnn.parallel import Parallel
@@ -72,11 +75,16 @@ def _parts(model: nn.Module) -> tuple[DeepRNN, Head | None, nn.Embedding | None]
     return body, head, embedding
 
 
+def _frontend(model: nn.Module) -> ConvFrontend | None:
+    return model.frontend if isinstance(model, SequenceModel) else None
+
+
 def twin(model: nn.Module, fused: bool = True) -> Network:
     """The scriptable twin of `model` (eval-mode forward), `y = twin(x, lengths)`; `fused`:
     plain cells on torch's fused sequence op, else every cell on the scripted loop."""
     body, head, embedding = _parts(model)
-    return Network(body, head, None if embedding is None else embedding.weight, fused)
+    weight = None if embedding is None else embedding.weight
+    return Network(body, head, weight, fused, _frontend(model))
 
 
 def _dtype(model: nn.Module) -> torch.dtype:
@@ -88,9 +96,11 @@ def signature(model: nn.Module, format: str = "onnx", lengths: bool = True) -> d
 
     TorchScript always takes an optional `lengths`; ONNX takes one when `lengths` is True."""
     body, head, embedding = _parts(model)
+    frontend = _frontend(model)
     dtype = str(_dtype(model)).replace("torch.", "")
     if embedding is None:
-        x = {"name": "x", "shape": ["batch", "time", body.config.input_size], "dtype": dtype}
+        width = body.config.input_size if frontend is None else frontend.in_features
+        x = {"name": "x", "shape": ["batch", "time", width], "dtype": dtype}
     else:
         x = {"name": "x", "shape": ["batch", "time"], "dtype": "int64",
              "vocabulary": embedding.num_embeddings}  # fmt: skip
@@ -107,6 +117,9 @@ def signature(model: nn.Module, format: str = "onnx", lengths: bool = True) -> d
     else:
         shape = ["batch", head.linear.out_features]
     config = {"body": asdict(body.config)}
+    if frontend is not None:
+        config["frontend"] = {"blocks": frontend.explain(), "length": frontend.length_rule(),
+                              "min_length": frontend.min_length}  # fmt: skip
     if head is not None:
         config["head"] = {"pooling": head.pooling, "activation": head.activation,
                           "out_features": head.linear.out_features}  # fmt: skip
@@ -120,8 +133,10 @@ def signature(model: nn.Module, format: str = "onnx", lengths: bool = True) -> d
 
 
 def _example(model: nn.Module, example: Any) -> tuple[Tensor, Tensor]:
-    """(x, lengths) on the CPU: the given example, or B = 2 rows of T = 5 steps."""
+    """(x, lengths) on the CPU: the given example, or B = 2 rows of T = 5 steps (or as long
+    as a front end needs)."""
     body, _, embedding = _parts(model)
+    frontend = _frontend(model)
     lengths = None
     if isinstance(example, (tuple, list)):
         if len(example) != 2:
@@ -129,12 +144,14 @@ def _example(model: nn.Module, example: Any) -> tuple[Tensor, Tensor]:
         example, lengths = example
     if example is None:
         gen = torch.Generator().manual_seed(0)
+        short = 3 if frontend is None else max(3, frontend.min_length)
+        time = short + 2
         if embedding is None:
-            shape = (2, 5, body.config.input_size)
-            example = torch.randn(*shape, generator=gen, dtype=_dtype(model))
+            width = body.config.input_size if frontend is None else frontend.in_features
+            example = torch.randn(2, time, width, generator=gen, dtype=_dtype(model))
         else:
-            example = torch.randint(0, embedding.num_embeddings, (2, 5), generator=gen)
-        lengths = torch.tensor([5, 3]) if lengths is None else lengths
+            example = torch.randint(0, embedding.num_embeddings, (2, time), generator=gen)
+        lengths = torch.tensor([time, short]) if lengths is None else lengths
     if not isinstance(example, Tensor) or example.dim() < 2:
         raise InputError(f"example must be a tensor (batch, time, ...), got {example!r:.60}")
     if lengths is None:

@@ -6,7 +6,8 @@ docs/semantics.md (dropout vanishes) with the time loops of `deeprnn.export.step
     Layer      input wiring (between, skip), one or two directions, residual, masking
     Body       the stack of layers; outputs "top" or "all"
     PoolHead   pooling over valid steps, Linear, output activation
-    Network    [embedding] -> Body -> [PoolHead]: `y = net(x, lengths)`
+    Network    [embedding] -> [Frontend] -> Body -> [PoolHead]: `y = net(x, lengths)`
+               (Frontend: the conv front end's twin, `deeprnn.export.frontend`)
     WithOptionalLengths / WithoutLengths: the entry points of the two formats
 """
 
@@ -16,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deeprnn.export.frontend import Frontend
 from deeprnn.export.steps import direction, frozen, reverse_padded, valid_steps
+from deeprnn.frontend import ConvFrontend
 from deeprnn.heads import Head
 from deeprnn.layer import RecurrentLayer
 from deeprnn.stack import DeepRNN
@@ -159,7 +162,7 @@ class PoolHead(nn.Module):
 
 
 class Network(nn.Module):
-    """[Embedding] -> Body -> [PoolHead]: `y = net(x, lengths)`.
+    """[Embedding] -> [Frontend] -> Body -> [PoolHead]: `y = net(x, lengths)`.
 
     x: (B, T, I) floats, or (B, T) int64 token ids with an embedding; lengths (B,) int64.
     y: the DeepRNN outputs (B, T, W) without a head, else the activated head output (B, K)
@@ -173,8 +176,10 @@ class Network(nn.Module):
         head: Head | None = None,
         embedding: Tensor | None = None,
         fused: bool = True,
+        frontend: ConvFrontend | None = None,
     ):
         super().__init__()
+        self.frontend = None if frontend is None else Frontend(frontend)
         self.embedding = None
         if embedding is not None:
             self.embedding = nn.Embedding.from_pretrained(frozen(embedding).data, freeze=True)
@@ -184,6 +189,8 @@ class Network(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         if self.embedding is not None:
             x = self.embedding(x)
+        if self.frontend is not None:
+            x, lengths = self.frontend(x, lengths)
         out = self.body(x, lengths)
         if self.head is not None:
             out = self.head(out, lengths)

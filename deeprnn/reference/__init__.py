@@ -6,13 +6,17 @@
     head_grads, d_o = head_backward(head_cache, d_logits)
     y = activate(kind, logits)
     loss, d_logits = loss_forward("ce" | "bce" | "mse", logits, target, mask=None)
+    y, new_lengths, fe_cache = frontend_forward(fe_params, fe_config, x, lengths, training)
+    fe_grads, dx = frontend_backward(fe_cache, d_y)
 
 Parameter names and config keys are those of docs/semantics.md (torch state_dict names).
 It computes the network in eval mode: zoneout as its expectation (u = 1 - p_h, v = 1 - p_c);
-dropout and recurrent dropout act only in training and are ignored here.
+dropout and recurrent dropout act only in training and are ignored here. The conv front
+end computes either mode: batch norm on batch statistics (training) or running ones (eval).
 """
 
 from deeprnn.reference.cells import cell_backward, cell_forward
+from deeprnn.reference.frontend import frontend_backward, frontend_forward
 from deeprnn.reference.heads import (
     activate,
     head_backward,
@@ -28,6 +32,8 @@ __all__ = [
     "cell_backward",
     "cell_forward",
     "forward",
+    "frontend_backward",
+    "frontend_forward",
     "head_backward",
     "head_forward",
     "length_mask",

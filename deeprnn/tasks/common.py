@@ -11,6 +11,7 @@ import numpy as np
 from deeprnn.config import DataConfig
 from deeprnn.config_io import ConfigError, from_dict
 from deeprnn.errors import InputError
+from deeprnn.frontend import frontend_kwargs
 
 
 @dataclass
@@ -40,6 +41,7 @@ def estimator_for(cls: type, model: dict[str, Any], **fixed: Any):
     Unknown keys and wrong types raise ConfigError naming `model.<key>`.
     """
     params = {**fixed, **model}
+    frontend_kwargs(params.get("frontend"), "model.frontend")  # before any data is read
     try:
         return from_dict(cls, params, "model")
     except ConfigError:
