@@ -161,6 +161,11 @@ def gradient_flow(
         x = x.detach().requires_grad_(True)  # a graph to differentiate even with frozen weights
     time = x.shape[1] if isinstance(x, Tensor) and x.dim() >= 2 else 0
     lengths = check_lengths(lengths, x.shape[0], time) if isinstance(x, Tensor) else lengths
+    body_lengths = lengths  # the body runs on the front end's steps, if there is one
+    frontend = getattr(model, "frontend", None)
+    if frontend is not None and time:
+        time = frontend.output_length(time)
+        body_lengths = None if lengths is None else frontend.output_length(lengths)
     rows = [  # (layer index, direction, cell)
         (i, d, c) for i, layer in enumerate(net.layers) for d, c in zip(("fwd", "rev"), layer.cells)
     ]
@@ -184,7 +189,7 @@ def gradient_flow(
         with torch.enable_grad():
             outputs, _ = model(x, lengths=lengths)
             top = body_out[-1][..., -net.layers[-1].output_size :]
-            value = last_step(top, lengths).sum() if loss is None else loss(outputs)
+            value = last_step(top, body_lengths).sum() if loss is None else loss(outputs)
             value = _check_scalar(value)
             hs = [h for _, _, c in rows for h in taken[id(c)][1]]
             if len(hs) != len(rows) * time:
@@ -200,7 +205,7 @@ def gradient_flow(
             m.train(flag)
         for layer, flag in zip(net.layers, native):
             layer.native = flag
-    return _collect(rows, taken, grads, hs, lengths, time, value, outputs, threshold)
+    return _collect(rows, taken, grads, hs, body_lengths, time, value, outputs, threshold)
 
 
 def _check_scalar(value) -> Tensor:

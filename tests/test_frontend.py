@@ -163,3 +163,15 @@ def test_bad_arguments_name_the_key(spec, message):
     with pytest.raises(ConfigError, match=message):
         frontend_kwargs(spec)
     assert frontend_kwargs({"channels": (4, 4), "pool": 2}) == {"channels": [4, 4], "pool": 2}
+
+
+def test_gradient_flow_measures_the_body_on_the_front_ends_steps():
+    from deeprnn.diagnostics import gradient_flow
+
+    model = _model(CASES[0][0], "mean", "gru").eval()
+    x, lengths = torch.randn(3, 21, 3), torch.tensor([21, 9, 4])
+    flow = gradient_flow(model, x, lengths=lengths)
+    y, n = model.frontend(x, lengths)
+    alone = gradient_flow(model.body, y.detach(), lengths=n)
+    assert flow.norms.shape == (1, model.frontend.output_length(21)) and flow.norms.sum() > 0
+    np.testing.assert_allclose(flow.norms, alone.norms, rtol=1e-6)
