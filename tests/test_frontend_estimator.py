@@ -115,3 +115,36 @@ def test_yaml_front_end_runs_through_deeprnn_train(tmp_path, capsys):
     assert main(["train", str(bad), "--run-dir", str(tmp_path / "bad"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "model.frontend.kernal_size: unknown key" in err and "did you mean 'kernel_size'" in err
+
+
+def test_per_step_estimators_refuse_a_front_end_that_cannot_serve_them():
+    from deeprnn.errors import InputError
+    from deeprnn.estimators import CharLanguageModel, SequenceTagger
+
+    X = [np.random.default_rng(0).standard_normal((12, 2)) for _ in range(4)]
+    tags = [np.arange(12) % 2 for _ in X]
+    with pytest.raises(ConfigError, match="tagger gives one label per input step"):
+        SequenceTagger(frontend={"pool": 2}).fit(X, tags)
+    tagger = SequenceTagger(frontend={"channels": [4]}, hidden_size=4, epochs=1).fit(X, tags)
+    assert [p.shape for p in tagger.predict_proba(X)] == [(12, 2)] * 4
+    with pytest.raises(InputError, match="language model.*frontend must be None"):
+        CharLanguageModel(frontend={"channels": [4]}).fit("abcabcabc" * 10)
+
+
+def test_text_classifier_convolves_the_embeddings_and_exports(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from deeprnn.estimators import TextClassifier
+
+    texts = ["good fine great movie", "bad awful film", "great great fun", "awful bad bad"] * 4
+    labels = [1, 0, 1, 0] * 4
+    frontend = {"channels": [6], "kernel_size": 3, "norm": "layer"}
+    est = TextClassifier(frontend=frontend, hidden_size=6, epochs=2, validation_fraction=0)
+    est.fit(texts, labels)
+    assert est.model_.frontend.in_features == est.embedding_dim
+    path = est.export(tmp_path / "text.onnx")
+    ids = torch.tensor([[3, 4, 5, 6], [4, 5, 0, 0]])
+    lengths = torch.tensor([4, 2])
+    with torch.no_grad():
+        eager = est.model_.activate(est.model_(ids, lengths=lengths)[0]).numpy()
+    got = ort.InferenceSession(str(path)).run(None, {"x": ids.numpy(), "lengths": lengths.numpy()})
+    np.testing.assert_allclose(got[0], eager, rtol=1e-4, atol=1e-6)

@@ -89,6 +89,12 @@ class CharLanguageModel(RNNEstimator):
         self._check_params()
         if self.bidirectional:
             raise InputError("a language model reads left to right; bidirectional must be False")
+        if self.frontend is not None:
+            raise InputError(
+                "a language model predicts each next character, and a conv front end's 'same' "
+                "padding would let step t read the characters after it (nor can it generate "
+                "one step at a time); frontend must be None"
+            )
         bptt = _positive_int("bptt_steps", self.bptt_steps)
         stream = _stream(X, "X")
         chars = list(stream)

@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from deeprnn.config_io import ConfigError
 from deeprnn.data import Vocabulary
 from deeprnn.errors import InputError, InputTypeError
 from deeprnn.estimators.base import RNNEstimator
 from deeprnn.estimators.inputs import FloatSequences, encode_labels, fit_labels, label_list
+from deeprnn.frontend import ConvFrontend, frontend_kwargs
 
 
 def _holds_tokens(X: Any) -> bool:
@@ -109,6 +111,12 @@ class SequenceTagger(FloatSequences, RNNEstimator):
     def fit(self, X: Any, y: Any) -> SequenceTagger:
         """Learn from sequences X and their per-step labels y; returns self."""
         self._check_params()
+        spec = frontend_kwargs(self.frontend)
+        if spec is not None and not ConvFrontend(1, **spec).keeps_length:
+            raise ConfigError(
+                "frontend: a tagger gives one label per input step, so its front end must keep "
+                "the length: stride 1, pool 1 and padding 'same'"
+            )
         seqs = self._encode_inputs(X, fitting=True)
         tags = _tag_lists(y, seqs)
         flat = [t for seq in tags for t in seq]
