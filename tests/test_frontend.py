@@ -1,9 +1,11 @@
 """ConvFrontend: the oracle (outputs and every gradient, both modes), the length rule,
 padding independence, the zero-length error, and the checks of its arguments."""
 
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
 
 from deeprnn import ConvFrontend, DeepRNN, Head, InputError, SequenceModel, reference
 from deeprnn.config_io import ConfigError
@@ -175,3 +177,31 @@ def test_gradient_flow_measures_the_body_on_the_front_ends_steps():
     alone = gradient_flow(model.body, y.detach(), lengths=n)
     assert flow.norms.shape == (1, model.frontend.output_length(21)) and flow.norms.sum() > 0
     np.testing.assert_allclose(flow.norms, alone.norms, rtol=1e-6)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@given(
+    blocks=st.lists(
+        st.tuples(st.integers(1, 5), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+        min_size=1, max_size=2,
+    ),
+    padding=st.sampled_from(["same", "valid"]),
+    lengths=st.lists(st.integers(0, 30), min_size=1, max_size=4),
+)  # fmt: skip
+def test_any_front_end_keeps_rows_apart_and_follows_its_length_rule(blocks, padding, lengths):
+    k, s, p, d = (list(v) for v in zip(*blocks))
+    fe = ConvFrontend(2, channels=[3] * len(blocks), kernel_size=k, stride=s, pool=p,
+                      dilation=d, norm="layer", padding=padding).double().eval()  # fmt: skip
+    lengths = torch.tensor(lengths)
+    x = torch.randn(len(lengths), 30, 2, dtype=torch.float64)
+    if any(0 < n < fe.min_length for n in lengths.tolist()) or fe.output_length(30) < 1:
+        with pytest.raises(InputError, match="to 0 steps"):
+            fe(x, lengths)
+        return
+    y, n = fe(x, lengths)
+    assert n.tolist() == [fe.output_length(v) for v in lengths.tolist()]
+    for b, v in enumerate(lengths.tolist()):
+        assert (y[b, n[b] :] == 0).all()
+        if v:
+            alone, _ = fe(x[b : b + 1, :v])
+            torch.testing.assert_close(y[b, : n[b]], alone[0], rtol=1e-10, atol=1e-12)
