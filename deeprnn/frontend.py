@@ -50,6 +50,12 @@ def conv_length(n, kernel_size: int, stride: int, dilation: int, padding: str):
     return _clamp0(n - span - 1 + stride) // stride
 
 
+def valid_mask(lengths: Tensor, time: int, like: Tensor) -> Tensor:
+    """(B, time, 1) in `like`'s dtype and device: 1 at each row's real steps, 0 after."""
+    steps = torch.arange(time, device=like.device)
+    return (steps < lengths.to(like.device)[:, None]).unsqueeze(-1).to(like.dtype)
+
+
 class MaskedBatchNorm(nn.BatchNorm1d):
     """Batch norm over the channel axis of (B, T, C) whose statistics skip padded steps.
 
@@ -57,13 +63,12 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     gets the unbiased estimate, momentum 0.1, as `nn.BatchNorm1d`. Eval: running statistics.
     """
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # (B, T, C), (B, T, 1)
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # (B, T, C), (B, T, 1) of 0 / 1
         if self.training:
-            m = mask.to(x.dtype)
-            n = m.sum()
+            n = mask.sum()
             count = n.clamp(min=1)
-            mean = (x * m).sum((0, 1)) / count  # (C,)
-            var = (((x - mean) * m) ** 2).sum((0, 1)) / count
+            mean = (x * mask).sum((0, 1)) / count  # (C,)
+            var = (((x - mean) * mask) ** 2).sum((0, 1)) / count
             if n > 1:
                 with torch.no_grad():
                     self.running_mean.lerp_(mean, MOMENTUM)
@@ -99,26 +104,22 @@ class ConvBlock(nn.Module):
         return conv_length(n, k, s, d, self.padding) // self.pool
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        steps = torch.arange(x.shape[1], device=x.device)
-        x = x * (steps < lengths.to(x.device)[:, None]).unsqueeze(-1).to(x.dtype)
+        x = x * valid_mask(lengths, x.shape[1], x)
         if self.padding == "same":
             span = self.dilation * (self.kernel_size - 1)
             x = F.pad(x, (0, 0, span // 2, span - span // 2))
         a = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T_conv, C_out)
         conv_lengths = conv_length(lengths, self.kernel_size, self.stride, self.dilation,
                                    self.padding)  # fmt: skip
-        steps = torch.arange(a.shape[1], device=a.device)
         if isinstance(self.norm, MaskedBatchNorm):
-            a = self.norm(a, (steps < conv_lengths.to(a.device)[:, None]).unsqueeze(-1))
+            a = self.norm(a, valid_mask(conv_lengths, a.shape[1], a))
         elif self.norm is not None:
             a = self.norm(a)
         v = _activate(a, self.activation)
         if self.pool > 1:
             v = F.max_pool1d(v.transpose(1, 2), self.pool).transpose(1, 2)
         out_lengths = conv_lengths // self.pool
-        steps = torch.arange(v.shape[1], device=v.device)
-        v = v * (steps < out_lengths.to(v.device)[:, None]).unsqueeze(-1).to(v.dtype)
-        return self.drop(v), out_lengths
+        return self.drop(v * valid_mask(out_lengths, v.shape[1], v)), out_lengths
 
 
 def _length_rule(blocks) -> str:
@@ -176,6 +177,8 @@ class ConvFrontend(nn.Module):
         padding: "same" (the conv keeps ceil(T / stride) steps) | "valid" (no padding).
     Call: x (B, T, F) floats, lengths (B,) or None -> y (B, T', channels[-1]), zero past the
     new lengths, and the new lengths (None when lengths is None: every step is real).
+    `output_length(n)` gives n' for an int or a tensor, `min_length` the shortest input that
+    keeps a step, `length_rule()` the formula, `explain()` one row per block.
     """
 
     def __init__(
@@ -228,9 +231,10 @@ class ConvFrontend(nn.Module):
     @property
     def min_length(self) -> int:
         """The shortest input that leaves at least one step."""
-        n = 1
-        while self.output_length(n) < 1:
-            n += 1
+        n = 1  # steps wanted out of the block below; the rule inverted block by block:
+        for b in reversed(self.blocks):  # conv length >= n p  <=>  n_in >= (n p - 1) s + 1 [+ span]
+            span = b.dilation * (b.kernel_size - 1) if b.padding == "valid" else 0
+            n = (n * b.pool - 1) * b.stride + 1 + span
         return n
 
     @property
@@ -256,7 +260,7 @@ class ConvFrontend(nn.Module):
             })  # fmt: skip
         return rows
 
-    def check_lengths(self, time: int, lengths: Tensor | None) -> None:
+    def check_long_enough(self, time: int, lengths: Tensor | None) -> None:
         """InputError when a sequence of >= 1 steps would come out with 0 steps."""
         positive = None if lengths is None else lengths[lengths > 0]
         # The output length grows with the input's, so the shortest real row decides.
@@ -272,7 +276,7 @@ class ConvFrontend(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         x = check_sequence_batch(x, "x", self.in_features, self.blocks[0].conv.weight.dtype)
         given = check_lengths(lengths, x.shape[0], x.shape[1])
-        self.check_lengths(x.shape[1], given)
+        self.check_long_enough(x.shape[1], given)
         n = given if given is not None else torch.full((x.shape[0],), x.shape[1])
         for block in self.blocks:
             x, n = block(x, n)

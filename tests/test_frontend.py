@@ -75,7 +75,7 @@ def test_batch_norm_statistics_skip_padded_steps_and_update_like_torch():
     u = x * (torch.arange(15)[None] < lengths[:, None]).unsqueeze(-1)
     a = block.conv(torch.nn.functional.pad(u, (0, 0, 2, 2)).transpose(1, 2)).transpose(1, 2)
     valid = torch.arange(a.shape[1])[None] < lengths[:, None]
-    z = block.norm(a, valid.unsqueeze(-1))
+    z = block.norm(a, valid.unsqueeze(-1).double())
     torch.testing.assert_close(z[valid].mean(0), block.norm.bias, atol=1e-10, rtol=0)
 
 
@@ -192,6 +192,8 @@ def test_any_front_end_keeps_rows_apart_and_follows_its_length_rule(blocks, padd
     k, s, p, d = (list(v) for v in zip(*blocks))
     fe = ConvFrontend(2, channels=[3] * len(blocks), kernel_size=k, stride=s, pool=p,
                       dilation=d, norm="layer", padding=padding).double().eval()  # fmt: skip
+    m = fe.min_length
+    assert fe.output_length(m) >= 1 and (m == 1 or fe.output_length(m - 1) == 0)
     lengths = torch.tensor(lengths)
     x = torch.randn(len(lengths), 30, 2, dtype=torch.float64)
     if any(0 < n < fe.min_length for n in lengths.tolist()) or fe.output_length(30) < 1:
