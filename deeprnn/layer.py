@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import torch
 from torch import _VF, Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from deeprnn.cells import State, make_cell
 from deeprnn.kernels import Noise, fused_direction
+from deeprnn.ragged import forward_ragged
 
 
 def _where(mask: Tensor, new: State, old: State) -> State:
@@ -247,42 +247,30 @@ def _native_forward(
     if x.shape[1] == 1 and not layer.bidirectional and (lengths is None or bool(lengths.all())):
         h, new = layer.step(x.select(1, 0), state)
         return h.unsqueeze(1), new
+    if lengths is not None and not bool((lengths == x.shape[1]).all()):
+        return _each_direction(layer, _ragged_direction(kernel, lengths), x, state, lengths,
+                               [None, None])  # fmt: skip
     weights = _kernel_weights(layer)
-    lstm = isinstance(state, tuple)
-    hx = _kernel_state(layer, state)
-    bias = layer.cell.bias
-    bi = layer.bidirectional
-    if lengths is None or bool((lengths == x.shape[1]).all()):
-        result = kernel(x, hx, weights, bias, 1, 0.0, False, bi, True)
-        out, new = result[0], (result[1], result[2]) if lstm else result[1]
-    else:
-        # Packing rejects zero lengths: run such rows for one step, then undo it below.
-        packed = pack_padded_sequence(
-            x, lengths.clamp(min=1), batch_first=True, enforce_sorted=False
-        )
-        order = packed.sorted_indices
-        h_sorted = (
-            tuple(h.index_select(1, order) for h in hx) if lstm else hx.index_select(1, order)
-        )
-        result = kernel(packed.data, packed.batch_sizes, h_sorted, weights, bias, 1, 0.0, False, bi)
-        data = PackedSequence(result[0], packed.batch_sizes, order, packed.unsorted_indices)
-        out, _ = pad_packed_sequence(data, batch_first=True, total_length=x.shape[1])
-        undo = packed.unsorted_indices
-        new = (
-            (result[1].index_select(1, undo), result[2].index_select(1, undo))
-            if lstm
-            else result[1].index_select(1, undo)
-        )
-        empty = (lengths == 0).to(x.device)
-        if bool(empty.any()):
-            keep = empty.view(1, -1, 1)
-            new = (
-                tuple(torch.where(keep, o, n) for o, n in zip(hx, new))
-                if lstm
-                else torch.where(keep, hx, new)
-            )
-            out = torch.where(empty.view(-1, 1, 1), torch.zeros_like(out), out)
+    result = kernel(x, _kernel_state(layer, state), weights, layer.cell.bias, 1, 0.0, False,
+                    layer.bidirectional, True)  # fmt: skip
+    out, new = result[0], (result[1], result[2]) if isinstance(state, tuple) else result[1]
     return out, _layer_state(layer, new)
+
+
+def _ragged_direction(kernel, lengths: Tensor):
+    """`run(cell, x, state, noise)` for `_each_direction`: one direction with `lengths` on
+    torch's padded kernel (`deeprnn.ragged`), not on packed sequences."""
+
+    def run(cell, x, state, noise):
+        weights = [w for w in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+                   if w is not None]  # fmt: skip
+        lstm = isinstance(state, tuple)
+        hx = tuple(s.unsqueeze(0) for s in state) if lstm else state.unsqueeze(0)
+        out, new = forward_ragged(kernel, _STEP_KERNELS[kernel], x, hx, weights, cell.bias,
+                                  lengths)  # fmt: skip
+        return out, (tuple(s.squeeze(0) for s in new) if lstm else new.squeeze(0))
+
+    return run
 
 
 def _kernel_weights(layer: RecurrentLayer) -> list[Tensor]:

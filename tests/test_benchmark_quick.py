@@ -23,3 +23,17 @@ def test_speed_benchmark_quick_mode_writes_markdown_and_json(tmp_path):
     assert [r["config"] for r in report["step"]] == ["lstm", "ln_lstm", "zoneout"]
     text = (tmp_path / "speed_quick.md").read_text()
     assert "deeprnn/torch" in text and "zoneout" in text
+
+
+def test_lengths_benchmark_quick_mode_writes_markdown_and_json(tmp_path):
+    spec = importlib.util.spec_from_file_location("lengths", ROOT / "benchmarks" / "lengths.py")
+    lengths = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lengths)
+    assert lengths.main(["--quick", "--threads", "0", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "lengths_quick.json").read_text())
+    assert [r["config"] for r in report["rows"]] == list(lengths.CONFIGS)
+    for row in report["rows"]:
+        assert row["padded_ms"] > 0 and row["mid_ratio"] > 0 and row["short_ratio"] > 0
+    packed = {r["config"] for r in report["rows"] if r["torch_packed_ratio"] is not None}
+    assert packed == {"lstm", "gru", "rnn", "bidirectional"}
+    assert "mid / padded" in (tmp_path / "lengths_quick.md").read_text()

@@ -1,0 +1,80 @@
+"""Variable lengths on the padded native kernels (deeprnn.ragged) against the oracle."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import deeprnn
+from deeprnn import ragged
+from tests.helpers import assert_matches_reference, assert_same_outputs_and_grads
+
+
+def test_segment_ends_merge_close_lengths():
+    assert ragged.segment_ends([7, 3, 3, 0, 12], min_segment=1) == [3, 7, 12]
+    # 3 is within 6 steps of 0: rows of length 3 end inside the segment (0, 7]
+    assert ragged.segment_ends([7, 3, 3, 0, 12], min_segment=6) == [7, 12]
+    assert ragged.segment_ends([7, 3, 0, 12], min_segment=4) == [7, 12]
+    assert ragged.segment_ends([2, 3, 4], min_segment=10) == [4]  # the longest always ends one
+    assert ragged.segment_ends([0, 0], min_segment=1) == []
+
+
+def _lengths(batch: int, time: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, time + 1, (batch,), generator=g)
+    lengths[0], lengths[-1], lengths[2] = time, 0, lengths[1]  # full, empty, a tie
+    return lengths
+
+
+@pytest.mark.parametrize("min_segment", [1, 3, 100])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_ragged_native_matches_reference(monkeypatch, min_segment, cell, bidirectional):
+    monkeypatch.setattr(ragged, "MIN_SEGMENT", min_segment)
+    torch.manual_seed(0)
+    net = deeprnn.DeepRNN(3, 5, num_layers=2, cell=cell, bidirectional=bidirectional)
+    assert all(row["path"] == "native" for row in net.explain())
+    x = torch.randn(7, 9, 3, dtype=torch.float64)
+    assert_matches_reference(net, x, _lengths(7, 9, seed=min_segment), fd=False)
+
+
+@pytest.mark.parametrize("min_segment", [1, 4, 100])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_ragged_native_equals_the_loop(monkeypatch, min_segment, cell):
+    monkeypatch.setattr(ragged, "MIN_SEGMENT", min_segment)
+    torch.manual_seed(1)
+    fast = deeprnn.DeepRNN(4, [6, 5], cell=cell, bidirectional=True, residual=False).double()
+    slow = deeprnn.DeepRNN(4, [6, 5], cell=cell, bidirectional=True).double()
+    slow.load_state_dict(fast.state_dict())
+    slow.use_native(False)
+    x = torch.randn(10, 13, 4, dtype=torch.float64)
+    assert_same_outputs_and_grads(fast, slow, x, _lengths(10, 13, seed=min_segment))
+
+
+def test_ragged_equals_torch_packed_lstm():
+    torch.manual_seed(2)
+    lstm = torch.nn.LSTM(4, 6, batch_first=True)
+    net = deeprnn.DeepRNN(4, 6, num_layers=1, cell="lstm")
+    with torch.no_grad():
+        for name, p in net.layers[0].cell.named_parameters():
+            p.copy_(getattr(lstm, f"{name}_l0"))
+    x = torch.randn(8, 20, 4)
+    lengths = torch.tensor([20, 1, 5, 5, 19, 11, 3, 14])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, True, enforce_sorted=False)
+    want, (h, c) = lstm(packed)
+    want, _ = torch.nn.utils.rnn.pad_packed_sequence(want, True, total_length=20)
+    out, state = net(x, lengths=lengths)
+    h2, c2 = state[0]
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h2, h[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(c2, c[0], rtol=1e-5, atol=1e-6)
+
+
+def test_ragged_all_rows_empty_keep_the_initial_state():
+    net = deeprnn.DeepRNN(2, 3, num_layers=1, cell="lstm").double()
+    x = torch.randn(3, 4, 2, dtype=torch.float64)
+    h0 = (torch.randn(3, 3, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64))
+    out, state = net(x, state=[h0], lengths=torch.zeros(3, dtype=torch.long))
+    assert torch.count_nonzero(out) == 0
+    torch.testing.assert_close(state[0][0], h0[0])
+    torch.testing.assert_close(state[0][1], h0[1])
