@@ -45,6 +45,13 @@ def _table(outcome: Outcome) -> str:
 
 def train(args) -> int:
     cfg = runs.load_config(args.config, args.overrides)
+    if not distributed.launched():  # once, before any rank writes
+        run_dir = Path(args.run_dir) if args.run_dir else runs.default_run_dir(cfg)
+        try:
+            runs.check_run_dir(run_dir, cfg, args.resume, args.force)
+        except runs.RunFinished as done:
+            print(f"deeprnn train: {done}", file=sys.stderr)
+            return 0
     if args.nproc > 1 and not distributed.launched():  # the config is fine: start the ranks
         return distributed.relaunch(args.nproc, args.argv)
     with distributed.session():  # under torchrun: join the process group; else nothing
@@ -94,8 +101,9 @@ def generate(args) -> int:
     cfg, est = runs.load_run(args.run_dir)
     if cfg.task != "char_lm":
         raise InputError(f"{args.run_dir} is a {cfg.task} run; generate needs a char_lm run")
-    text = est.generate(args.prompt, args.n, args.temperature, args.top_k, random_state=args.seed)
-    print(args.prompt + text)
+    text = est.generate(args.prompt, args.n, args.temperature, args.top_k, random_state=args.seed,
+                        include_prompt=args.include_prompt)  # fmt: skip
+    print(text)
     return 0
 
 

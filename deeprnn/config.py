@@ -95,7 +95,12 @@ class DataConfig:
     dataset: str | None = None  # a bundled dataset (`deeprnn datasets` lists them)
     path: str | None = None  # or a user file: .csv, .npz / .npy, .txt, or a folder of texts
     column: str | None = None  # CSV: the series (forecast) or the text column
-    target: str | None = None  # CSV: the label column (text classification)
+    target: str | None = None  # CSV: the label column (text classification, long-format CSV)
+    id_column: str | None = None  # long-format CSV (one row per step): the sequence id column
+    step_column: str | None = (
+        None  # long-format CSV: orders each sequence's rows (None: file order)
+    )
+    features: tuple[str, ...] | None = None  # long-format CSV: feature columns (None: the rest)
     encoding: str = "utf-8"  # text files
     test_size: float = 0.2  # held out for the report: a fraction, or a count when >= 1
     season: int = 12  # forecast: the seasonal-naive baseline's period
@@ -105,6 +110,20 @@ class DataConfig:
             raise ValueError("give exactly one of data.dataset and data.path")
         if not 0 < self.test_size:
             raise ValueError(f"data.test_size must be > 0, got {self.test_size}")
+
+
+# The `data:` keys each task reads (`deeprnn train --help` and the README list them; a run's
+# resolved config.yaml leaves out the others while they keep their defaults).
+_SEQUENCE_KEYS = ("dataset", "path", "id_column", "step_column", "target", "features",
+                  "test_size")  # fmt: skip
+TASK_DATA_KEYS = {
+    "forecast": ("dataset", "path", "column", "test_size", "season"),
+    "sequence_classification": _SEQUENCE_KEYS,
+    "sequence_regression": _SEQUENCE_KEYS,
+    "text_classification": ("dataset", "path", "column", "target", "encoding", "test_size"),
+    "sequence_labelling": ("dataset", "path", "test_size"),
+    "char_lm": ("dataset", "path", "encoding", "test_size"),
+}
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def read_yaml(path: str | Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as err:
-        raise ConfigError(f"config file {path} does not exist") from err
+        raise ConfigError(f"config file {path.absolute()} does not exist") from err
     except UnicodeDecodeError as err:
         raise ConfigError(f"config file {path} is not UTF-8 text: {err}") from err
     try:

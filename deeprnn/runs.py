@@ -17,15 +17,24 @@ import csv
 import io
 import json
 import math
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from deeprnn import distributed, plots
-from deeprnn.config import RunConfig
-from deeprnn.config_io import ConfigError, apply_overrides, from_dict, read_yaml, write_yaml
+from deeprnn.config import TASK_DATA_KEYS, DataConfig, RunConfig
+from deeprnn.config_io import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    read_yaml,
+    to_dict,
+    write_yaml,
+)
 from deeprnn.diagnostics import GradientFlowRecorder
-from deeprnn.errors import InputError
+from deeprnn.errors import DeepRNNError, InputError
 from deeprnn.estimators import RNNEstimator
 from deeprnn.tasks import Outcome, run_task
 from deeprnn.train.checkpoint import atomic_write
@@ -33,11 +42,76 @@ from deeprnn.train.loop import extra_callbacks
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), data: dict | None = None):
-    """A RunConfig from a YAML file (or a dict), with `key=value` overrides applied."""
+    """A RunConfig from a YAML file (or a dict), with `key=value` overrides applied.
+
+    A relative `data.path` in the file is read from the file's folder (overrides given on
+    the command line stay relative to the working directory).
+    """
     raw = read_yaml(path) if path is not None else {} if data is None else data
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of keys to values, got {type(raw).__name__}")
+    section = raw.get("data")
+    if path is not None and isinstance(section, dict) and isinstance(section.get("path"), str):
+        where = Path(path).absolute().parent / section["path"]  # unchanged when absolute
+        raw = {**raw, "data": {**section, "path": os.path.normpath(where)}}
     return check_run_config(from_dict(RunConfig, apply_overrides(dict(raw), list(overrides))))
+
+
+def resolved(cfg: RunConfig) -> dict:
+    """The config as config.yaml records it: every key the task reads, defaults filled in;
+    keys of other tasks (a forecast's `season` in a char_lm run) only where they were set."""
+    out = to_dict(cfg)
+    blank = DataConfig(dataset="-")
+    keep = TASK_DATA_KEYS[cfg.task]
+    out["data"] = {k: v for k, v in out["data"].items()
+                   if k in keep or v != to_dict(getattr(blank, k))}  # fmt: skip
+    if cfg.task != "char_lm" and cfg.samples == RunConfig.samples:
+        del out["samples"]
+    return out
+
+
+# What a run directory holds; `deeprnn train --force` removes these (and nothing else).
+RUN_FILES = ("config.yaml", "model", "checkpoints", "history.csv", "metrics.json", "plots",
+             "report.md", "report.html")  # fmt: skip
+
+
+class RunFinished(DeepRNNError):
+    """`train --resume` of a run that has nothing left to train."""
+
+
+def check_run_dir(run_dir: Path, cfg: RunConfig, resume: bool, force: bool) -> None:
+    """Refuse to overwrite a run silently: an existing run needs --resume or --force.
+
+    --resume of a finished run (its metrics written, the same config) raises RunFinished;
+    --force removes the old run's files first.
+    """
+    old = run_dir / "config.yaml"
+    if force:
+        for name in RUN_FILES:
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        return
+    finished = (run_dir / "metrics.json").is_file()
+    started = finished or (run_dir / "checkpoints" / "LATEST").is_file()
+    if not old.is_file() or not started:  # nothing trained there yet (e.g. a bad config)
+        return
+    if not resume:
+        what = "metrics.json" if finished else "checkpoints"
+        raise InputError(
+            f"{run_dir} already holds a run (config.yaml, {what}); pass --force to replace "
+            "it, --resume to continue it, or --run-dir NEW_DIR to keep both"
+        )
+    if finished and read_yaml(old) == resolved(cfg):
+        history = run_dir / "history.csv"
+        epochs = max(0, len(history.read_text(encoding="utf-8").splitlines()) - 1)
+        raise RunFinished(
+            f"{run_dir} already finished ({epochs} epochs trained, metrics.json written); "
+            "nothing to resume. To train on, raise the epochs (--resume --set "
+            "model.epochs=N); to start again, pass --force"
+        )
 
 
 # Estimator arguments that `train` sets itself: a config may not point them elsewhere.
@@ -114,7 +188,7 @@ def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, ver
             est, outcome = run_task(cfg, Path(scratch), fixed)
         return run_dir, est, outcome
     _writable(run_dir)
-    write_yaml(cfg, run_dir / "config.yaml")
+    write_yaml(resolved(cfg), run_dir / "config.yaml")
     recorders = []
     if cfg.gradient_flow_every > 0:
         recorders.append(GradientFlowRecorder(cfg.gradient_flow_every, run_dir / "plots"))

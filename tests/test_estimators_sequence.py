@@ -94,13 +94,14 @@ def test_language_model_beats_the_unigram_entropy(lm):
 
 
 def test_generate_is_seeded_and_stays_in_the_alphabet(lm):
-    text = lm.generate("the ", 80)
+    text = lm.generate("the ", 80, include_prompt=False)
     assert len(text) == 80 and set(text) <= set(TEXT)
-    assert text == lm.generate("the ", 80)  # seed = lm.seed
+    assert lm.generate("the ", 80) == "the " + text  # the prompt first, as the CLI prints
+    assert text == lm.generate("the ", 80, include_prompt=False)  # seed = lm.seed
     assert lm.generate("the ", 80, random_state=1) == lm.generate("the ", 80, random_state=1)
     assert lm.generate("", 30, temperature=0.5, top_k=3) != ""
-    assert lm.generate("the", 0) == ""
-    assert lm.generate("the cat sat on the ", 4, top_k=1) in ("mat.", "log.")
+    assert lm.generate("the", 0) == "the"
+    assert lm.generate("the cat sat on the ", 4, top_k=1, include_prompt=False) in ("mat.", "log.")
 
 
 def test_language_model_errors(lm):

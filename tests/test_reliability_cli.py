@@ -168,8 +168,8 @@ def test_run_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", crash_on_report)
     with pytest.raises(OSError, match="No space"):
-        main(["--debug", "train", str(cfg), "--run-dir", str(run), "--quiet",
-              "--set", "model.seed=1"])  # fmt: skip
+        main(["--debug", "train", str(cfg), "--run-dir", str(run), "--quiet", "--resume",
+              "--set", "model.epochs=2"])  # fmt: skip
     assert (run / "report.md").read_bytes() == before["report.md"]
     assert (run / "metrics.json").read_bytes() != before["metrics.json"]  # written before it
     assert not list(run.glob(".*.tmp"))  # no temporary file left behind

@@ -4,11 +4,13 @@ small bundled datasets."""
 from deeprnn.data.batching import batches, pad_batch, validate_sequences
 from deeprnn.data.datasets import Dataset, list_datasets, load_dataset
 from deeprnn.data.loaders import load_csv, load_numpy, load_text_file, load_text_folder
+from deeprnn.data.long_csv import LongSequences, load_long_csv
 from deeprnn.data.series import SeriesScaler, make_windows, time_split
 from deeprnn.data.text import Tokenizer, Vocabulary, pad_sequences
 
 __all__ = [
     "Dataset",
+    "LongSequences",
     "SeriesScaler",
     "Tokenizer",
     "Vocabulary",
@@ -16,6 +18,7 @@ __all__ = [
     "list_datasets",
     "load_csv",
     "load_dataset",
+    "load_long_csv",
     "load_numpy",
     "load_text_file",
     "load_text_folder",

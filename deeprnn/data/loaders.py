@@ -90,7 +90,7 @@ def load_csv(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such CSV file: {path}")
+        raise FileNotFoundError(f"no such CSV file: {path.absolute()}")
     _check_encoding(encoding)
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise InputError(f"delimiter must be one character, got {delimiter!r}")
@@ -174,7 +174,7 @@ def load_text_file(path: PathLike, encoding: str = "utf-8") -> str:
     """The whole text of one file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such text file: {path}")
+        raise FileNotFoundError(f"no such text file: {path.absolute()}")
     _check_encoding(encoding)
     try:
         return path.read_text(encoding=encoding)
@@ -195,7 +195,7 @@ def load_text_folder(
     """
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"no such folder: {path}")
+        raise FileNotFoundError(f"no such folder: {path.absolute()}")
     _check_encoding(encoding)
     folders = sorted(p for p in path.iterdir() if p.is_dir())
     if not folders:
@@ -224,7 +224,7 @@ def load_numpy(
     if path.suffix not in (".npy", ".npz"):
         raise InputError(f"{path}: expected a .npy or .npz file, got suffix {path.suffix!r}")
     if not path.is_file():
-        raise FileNotFoundError(f"no such NumPy file: {path}")
+        raise FileNotFoundError(f"no such NumPy file: {path.absolute()}")
     try:
         if path.suffix == ".npy":
             return np.load(path, allow_pickle=False), None

@@ -70,9 +70,11 @@ class CharLanguageModel(RNNEstimator):
     `bits_per_char(X)`: mean -log2 p(next character) over X (each character after the
     first, predicted from those before it). `score(X)` is minus that, so that greater is
     better as scikit-learn expects.
-    `generate(prompt, n, temperature=1.0, top_k=None, random_state=None)`: n sampled
-    characters following `prompt` (an empty prompt draws the first one from the training
-    character frequencies); the same random_state (default: `seed`) gives the same text.
+    `generate(prompt, n, temperature=1.0, top_k=None, random_state=None, include_prompt=True)`:
+    the prompt followed by n sampled characters, as `deeprnn generate` prints it
+    (`include_prompt=False`: the n characters alone); an empty prompt draws the first one
+    from the training character frequencies; the same random_state (default: `seed`)
+    gives the same text.
     Characters unseen at fit time in a prompt or a scored text raise InputError naming
     them: the model has no probability for them.
     Args (besides RNNEstimator's; bidirectional must stay False): embedding_dim,
@@ -144,8 +146,10 @@ class CharLanguageModel(RNNEstimator):
 
     @torch.no_grad()
     def generate(self, prompt: str = "", n: int = 100, temperature: float = 1.0,
-                 top_k: int | None = None, random_state: int | None = None) -> str:  # fmt: skip
-        """Sample n characters after `prompt`; returns them (without the prompt).
+                 top_k: int | None = None, random_state: int | None = None,
+                 include_prompt: bool = True) -> str:  # fmt: skip
+        """Sample n characters after `prompt`; returns prompt + them (the CLI's `deeprnn
+        generate` prints the same), or them alone with `include_prompt=False`.
 
         temperature < 1 sharpens the distribution, > 1 flattens it; top_k samples among
         the k most probable characters only.
@@ -179,7 +183,8 @@ class CharLanguageModel(RNNEstimator):
             if i + 1 < n:
                 logits, state = self.model_(torch.tensor([[out[-1]]], device=device), state)
                 last = logits[0, -1]
-        return "".join(self.vocab_.decode(out))
+        text = "".join(self.vocab_.decode(out))
+        return prompt + text if include_prompt else text
 
 
 def _sample(logits: Tensor, temperature: float, top_k: int | None, g: torch.Generator) -> int:

@@ -3,13 +3,14 @@ against the majority class (or the mean) and a logistic / linear model on simple
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from deeprnn import plots
 from deeprnn.config import RunConfig
-from deeprnn.data import load_dataset, load_numpy, load_text_folder
+from deeprnn.data import load_dataset, load_long_csv, load_numpy, load_text_folder
 from deeprnn.data.loaders import decode_error
 from deeprnn.errors import InputError
 from deeprnn.estimators import SequenceClassifier, SequenceRegressor, TextClassifier
@@ -45,12 +46,32 @@ def load_sequences(cfg: RunConfig):
             list(ds["X_test"]),
             np.asarray(ds["y_test"]),
         )
-    X, y = load_numpy(Path(data.path))
+    if Path(data.path).suffix.lower() == ".csv":
+        X, y = _long_csv(data)
+    else:
+        X, y = load_numpy(Path(data.path))
     if y is None:
         raise InputError(f"{data.path}: the archive needs a 'y' array of labels or targets")
     X = list(X) if not isinstance(X, list) else X
     train, test = stratified_split(np.asarray(y), test_count(data, len(y)))
     return [X[i] for i in train], np.asarray(y)[train], [X[i] for i in test], np.asarray(y)[test]
+
+
+def _long_csv(data, predicting: bool = False):
+    """(sequences, labels or None) of a long-format CSV: one row per step of a sequence."""
+    if data.id_column is None or (data.target is None and not predicting):
+        raise InputError(
+            f"data.path {data.path}: a CSV of sequences is read in long format (one row per "
+            "step); set data.id_column (the sequence id) and data.target (the label), and "
+            "data.step_column (the step order) when the rows are not in order, e.g. "
+            "id_column: seq_id, step_column: step, target: label"
+        )
+    target, ignore = (
+        (None, [data.target] if data.target else []) if predicting else (data.target, [])
+    )
+    X, y, _ = load_long_csv(data.path, data.id_column, data.step_column, target,
+                            data.features, ignore, encoding=data.encoding)  # fmt: skip
+    return X, y
 
 
 def load_texts(cfg: RunConfig):
@@ -212,8 +233,9 @@ def evaluate(cfg: RunConfig, est) -> dict[str, float]:
     return _class_scores(y_te, est.predict(X_te))
 
 
-def predict_file(est, path: Path, task: str) -> list[list]:
-    """Rows (index, prediction) for every sequence (.npz / .npy) or text line (.txt)."""
+def predict_file(est, path: Path, task: str, data=None) -> list[list]:
+    """Rows (index, prediction) for every sequence (.npz / .npy, or a long-format .csv read
+    with the run's `data` columns) or text line (.txt)."""
     if task == "text_classification":
         try:
             texts = [t for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
@@ -222,6 +244,9 @@ def predict_file(est, path: Path, task: str) -> list[list]:
         if not texts:
             raise InputError(f"{path}: no non-empty lines to classify")
         pred = est.predict(texts)
+    elif path.suffix.lower() == ".csv" and data is not None:
+        X, _ = _long_csv(dataclasses.replace(data, dataset=None, path=str(path)), True)
+        pred = est.predict(X)
     else:
         X, _ = load_numpy(path, y_key=None)
         pred = est.predict(list(X))

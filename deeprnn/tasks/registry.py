@@ -49,4 +49,4 @@ def predict_file(cfg: RunConfig, est, path: Path, column: str | None = None) -> 
         raise InputError("a language model does not predict files; use `deeprnn generate`")
     if cfg.task == "sequence_labelling":
         return tagging.predict_file(est, path)
-    return classify.predict_file(est, path, cfg.task)
+    return classify.predict_file(est, path, cfg.task, cfg.data)
