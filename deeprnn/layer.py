@@ -266,8 +266,7 @@ def _ragged_direction(kernel, lengths: Tensor):
                    if w is not None]  # fmt: skip
         lstm = isinstance(state, tuple)
         hx = tuple(s.unsqueeze(0) for s in state) if lstm else state.unsqueeze(0)
-        out, new = forward_ragged(kernel, _STEP_KERNELS[kernel], x, hx, weights, cell.bias,
-                                  lengths)  # fmt: skip
+        out, new = forward_ragged(kernel, cell.kind, x, hx, weights, cell.bias, lengths)
         return out, (tuple(s.squeeze(0) for s in new) if lstm else new.squeeze(0))
 
     return run

@@ -9,11 +9,12 @@ and a forward-time recurrence never lets a padded step change an earlier one, so
   rows' lengths; each segment is one padded kernel call on the rows still running, so
   finished rows drop out (as packing does) and short batches cost less than padded ones;
 - a row that ends at a segment's end takes the kernel's final state;
-- lengths closer than `MIN_SEGMENT` steps share a segment (each kernel call costs about
-  one or two steps of set-up): a row that ends inside one takes h from the outputs, and an
-  LSTM's c (not among the outputs) from a few one-step cell calls started at the
-  segment's first state. Same math, so outputs, final states and gradients equal the
-  packed kernel's up to float rounding (the oracle tests check it).
+- each kernel call costs about one or two full-batch steps of set-up, so nearby lengths
+  share a segment (`segment_ends` picks the cheapest cut): a row that ends inside one
+  takes h from the outputs, and an LSTM's c (not among the outputs) from its gates,
+  recomputed from x and those h over the segment's first steps.
+Same math, so outputs, final states and gradients equal the packed kernel's up to float
+rounding (the oracle tests check it).
 The reverse direction runs the same on each row reversed within its length.
 """
 
@@ -23,24 +24,38 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-MIN_SEGMENT = 6  # lengths closer than this share one kernel call
+# What one more kernel call costs (set-up, forward + backward), in steps of one row of an
+# LSTM layer: measured ~80-125 at H = 64-256 with one thread (benchmarks/lengths.py).
+CALL_COST = 100.0
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
-def segment_ends(lengths: list[int], min_segment: int = MIN_SEGMENT) -> list[int]:
-    """Ascending ends of the kernel calls for these lengths: every distinct length > 0,
-    except those within `min_segment` steps of the previous end (the longest always ends
-    one)."""
-    ends: list[int] = []
-    distinct = sorted({n for n in lengths if n > 0})
-    for n in distinct:
-        if n - (ends[-1] if ends else 0) >= min_segment or n == distinct[-1]:
-            ends.append(n)
-    return ends
+def segment_ends(lengths: list[int], call_cost: float = CALL_COST) -> list[int]:
+    """Ascending ends of the kernel calls for these lengths, the cheapest cut of time:
+    a segment (s, e] costs `call_cost` + (rows longer than s) x (e - s) row-steps, and
+    every end is a length (the longest always is one). Exact dynamic programme over the
+    distinct lengths (at most B of them)."""
+    ends = sorted({n for n in lengths if n > 0})
+    if not ends:
+        return []
+    points = [0, *ends]
+    longer = [sum(n > p for n in lengths) for p in points]  # rows running after each point
+    best, back = [0.0] + [float("inf")] * len(ends), [0] * len(points)
+    for j in range(1, len(points)):
+        for i in range(j):
+            cost = best[i] + call_cost + longer[i] * (points[j] - points[i])
+            if cost < best[j]:
+                best[j], back[j] = cost, i
+    cut, j = [], len(ends)
+    while j:
+        cut.append(points[j])
+        j = back[j]
+    return cut[::-1]
 
 
 def forward_ragged(
     kernel,
-    step_kernel,
+    cell: str,
     x: Tensor,
     state: Tensor | tuple[Tensor, Tensor],
     weights: list[Tensor],
@@ -51,21 +66,26 @@ def forward_ragged(
     pair of them (LSTM) -> outputs (B, T, H), zero past each length, and the state (as the
     input's) at each row's last step (the initial state for zero-length rows).
 
-    `kernel` is torch's sequence kernel (`_VF.lstm`, `_VF.gru`, `_VF.rnn_*`) and
-    `step_kernel` its one-step form; `weights` as the kernel reads them for one layer."""
+    `kernel` is torch's sequence kernel (`_VF.lstm`, `_VF.gru`, `_VF.rnn_*`) of `cell`
+    ("lstm" | "gru" | "rnn"); `weights` as it reads them (w_ih, w_hh[, b_ih, b_hh])."""
     lstm = isinstance(state, tuple)
     batch, time = x.shape[0], x.shape[1]
     order = torch.argsort(lengths, descending=True, stable=True)
     sorted_len = lengths.index_select(0, order).tolist()
-    xs = x.index_select(0, order.to(x.device))
     parts = state if lstm else (state,)
     carry = [s.index_select(1, order.to(s.device)) for s in parts]  # each (1, B, H)
+    ends = segment_ends(sorted_len, CALL_COST * 4 / GATES[cell])  # cheaper steps: fewer calls
+    starts = [0, *ends[:-1]]
+    # One split in time: slicing each segment out of the whole x would zero-fill a gradient
+    # of the whole x per segment in backward.
+    chunks = x.index_select(0, order.to(x.device))[:, : ends[-1] if ends else 0]
+    chunks = chunks.split([e - s for s, e in zip(starts, ends)], dim=1)
     blocks: list[list[Tensor]] = []  # per segment: the final state parts of its rows
     outs: list[Tensor] = []
-    start, active = 0, sum(n > 0 for n in sorted_len)
-    for end in segment_ends(sorted_len):
+    active = sum(n > 0 for n in sorted_len)
+    for start, end, chunk in zip(starts, ends, chunks):
         hx = tuple(s[:, :active] for s in carry)
-        result = kernel(xs[:active, start:end], hx if lstm else hx[0], weights, bias,
+        result = kernel(chunk[:active], hx if lstm else hx[0], weights, bias,
                         1, 0.0, False, False, True)  # fmt: skip
         out, new = result[0], list(result[1:])
         outs.append(F.pad(out, (0, 0, 0, 0, 0, batch - active)))
@@ -75,12 +95,15 @@ def forward_ragged(
         block = [n[:, running : running + at_end] for n in new]
         if at_end < len(ending):  # rows that end inside the segment
             rows = slice(running + at_end, active)
-            own = _inside_finals(step_kernel, xs[rows], [s[:, rows] for s in hx], out[rows],
-                                 weights, ending[at_end:], start, lstm)  # fmt: skip
+            steps = [n - start for n in ending[at_end:]]
+            if lstm:
+                own = _lstm_finals(chunk[rows], [s[:, rows] for s in hx], out[rows], weights, steps)
+            else:
+                own = [_at_steps(out[rows], steps).unsqueeze(0)]
             block = [torch.cat([b, o], 1) for b, o in zip(block, own)]
         blocks.append(block)
         carry = [n[:, :running] for n in new]
-        start, active = end, running
+        active = running
     zero_rows = batch - sum(n > 0 for n in sorted_len)
     out = torch.cat(outs, 1) if outs else x.new_zeros(batch, 0, parts[0].shape[-1])
     out = F.pad(out, (0, 0, 0, time - out.shape[1]))
@@ -95,22 +118,30 @@ def forward_ragged(
     return out.index_select(0, undo), (tuple(joined) if lstm else joined[0])
 
 
-def _inside_finals(step_kernel, x, hx, out, weights, lengths, start, lstm) -> list[Tensor]:
-    """Final state parts (each (1, n, H)) of n rows (longest first) that end inside a
-    segment starting at `start`: h from the segment's outputs; an LSTM's c from one-step
-    cell calls from the segment's first state (c is not among the kernel's outputs)."""
-    last = torch.tensor([n - 1 - start for n in lengths], device=out.device)
-    h = out[torch.arange(len(lengths), device=out.device), last].unsqueeze(0)
-    if not lstm:
-        return [h]
-    h_t, c_t = hx[0][0], hx[1][0]
-    cs: list[Tensor] = []
-    for t in range(lengths[0] - start):
-        going = sum(n - start > t for n in lengths)
-        if going < h_t.shape[0]:  # rows that just ended keep their c
-            cs.append(c_t[going:])
-            h_t, c_t = h_t[:going], c_t[:going]
-        h_t, c_t = step_kernel(x[:going, start + t], (h_t, c_t), *weights)
-    cs.append(c_t)
-    c = torch.cat(cs[::-1], 0) if len(cs) > 1 else cs[0]
-    return [h, c.unsqueeze(0)]
+def _at_steps(seq: Tensor, steps: list[int]) -> Tensor:
+    """Row j of seq (n, S, H) at its step steps[j] - 1 -> (n, H)."""
+    last = torch.tensor(steps, device=seq.device) - 1
+    return seq[torch.arange(len(steps), device=seq.device), last]
+
+
+def _lstm_finals(x, hx, out, weights, steps) -> list[Tensor]:
+    """(h, c), each (1, n, H), of n LSTM rows (longest first) after steps[j] steps of the
+    segment x (n, S, I) from its first state hx. c is not among the kernel's outputs, so
+    the gates are recomputed from x and the outputs h (one product for all those steps),
+    and c_L = sum_s (prod_(s<r<=L) f_r) i_s g_s + (prod_(r<=L) f_r) c_0 is summed at once,
+    the products as exp of differences of cumulative log f (exponents <= 0: no overflow),
+    instead of a Python loop of element-wise steps."""
+    span = steps[0]
+    h_prev = torch.cat([hx[0][0].unsqueeze(1), out[:, : span - 1]], 1)  # (n, S, H)
+    gates = x[:, :span] @ weights[0].T + h_prev @ weights[1].T  # (n, S, 4H)
+    if len(weights) == 4:
+        gates = gates + (weights[2] + weights[3])
+    i, f, g, o = gates.chunk(4, -1)
+    u = torch.sigmoid(i) * torch.tanh(g)  # (n, S, H)
+    log_f = F.logsigmoid(f).cumsum(1)  # sum_(r<=t) log f_r
+    at_last = _at_steps(log_f, steps)  # (n, H)
+    done = torch.arange(span, device=x.device) >= torch.tensor(steps, device=x.device)[:, None]
+    decay = (at_last.unsqueeze(1) - log_f).masked_fill(done.unsqueeze(-1), float("-inf"))
+    c = (decay.exp() * u).sum(1) + at_last.exp() * hx[1][0]
+    h = torch.sigmoid(_at_steps(o, steps)) * torch.tanh(c)
+    return [h.unsqueeze(0), c.unsqueeze(0)]

@@ -10,13 +10,23 @@ from deeprnn import ragged
 from tests.helpers import assert_matches_reference, assert_same_outputs_and_grads
 
 
-def test_segment_ends_merge_close_lengths():
-    assert ragged.segment_ends([7, 3, 3, 0, 12], min_segment=1) == [3, 7, 12]
-    # 3 is within 6 steps of 0: rows of length 3 end inside the segment (0, 7]
-    assert ragged.segment_ends([7, 3, 3, 0, 12], min_segment=6) == [7, 12]
-    assert ragged.segment_ends([7, 3, 0, 12], min_segment=4) == [7, 12]
-    assert ragged.segment_ends([2, 3, 4], min_segment=10) == [4]  # the longest always ends one
-    assert ragged.segment_ends([0, 0], min_segment=1) == []
+def _cut_cost(lengths, ends, call_cost):
+    starts = [0, *ends[:-1]]
+    return sum(call_cost + sum(n > s for n in lengths) * (e - s) for s, e in zip(starts, ends))
+
+
+def test_segment_ends_is_the_cheapest_cut():
+    lengths = [7, 3, 3, 0, 12, 11, 2, 9]
+    assert ragged.segment_ends(lengths, call_cost=0) == [2, 3, 7, 9, 11, 12]  # every length
+    assert ragged.segment_ends(lengths, call_cost=1e9) == [12]  # one call
+    assert ragged.segment_ends([0, 0]) == []
+    distinct = [2, 3, 7, 9, 11]
+    for call_cost in (1, 4, 10, 30):  # against every subset of the distinct lengths
+        got = ragged.segment_ends(lengths, call_cost)
+        assert got[-1] == 12
+        for mask in range(2 ** len(distinct)):
+            ends = [n for k, n in enumerate(distinct) if mask >> k & 1] + [12]
+            assert _cut_cost(lengths, got, call_cost) <= _cut_cost(lengths, ends, call_cost)
 
 
 def _lengths(batch: int, time: int, seed: int) -> torch.Tensor:
@@ -26,29 +36,29 @@ def _lengths(batch: int, time: int, seed: int) -> torch.Tensor:
     return lengths
 
 
-@pytest.mark.parametrize("min_segment", [1, 3, 100])
+@pytest.mark.parametrize("call_cost", [0.0, 8.0, 1e9])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_ragged_native_matches_reference(monkeypatch, min_segment, cell, bidirectional):
-    monkeypatch.setattr(ragged, "MIN_SEGMENT", min_segment)
+def test_ragged_native_matches_reference(monkeypatch, call_cost, cell, bidirectional):
+    monkeypatch.setattr(ragged, "CALL_COST", call_cost)
     torch.manual_seed(0)
     net = deeprnn.DeepRNN(3, 5, num_layers=2, cell=cell, bidirectional=bidirectional)
     assert all(row["path"] == "native" for row in net.explain())
     x = torch.randn(7, 9, 3, dtype=torch.float64)
-    assert_matches_reference(net, x, _lengths(7, 9, seed=min_segment), fd=False)
+    assert_matches_reference(net, x, _lengths(7, 9, seed=int(call_cost) % 97), fd=False)
 
 
-@pytest.mark.parametrize("min_segment", [1, 4, 100])
+@pytest.mark.parametrize("call_cost", [0.0, 12.0, 1e9])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_ragged_native_equals_the_loop(monkeypatch, min_segment, cell):
-    monkeypatch.setattr(ragged, "MIN_SEGMENT", min_segment)
+def test_ragged_native_equals_the_loop(monkeypatch, call_cost, cell):
+    monkeypatch.setattr(ragged, "CALL_COST", call_cost)
     torch.manual_seed(1)
     fast = deeprnn.DeepRNN(4, [6, 5], cell=cell, bidirectional=True, residual=False).double()
     slow = deeprnn.DeepRNN(4, [6, 5], cell=cell, bidirectional=True).double()
     slow.load_state_dict(fast.state_dict())
     slow.use_native(False)
     x = torch.randn(10, 13, 4, dtype=torch.float64)
-    assert_same_outputs_and_grads(fast, slow, x, _lengths(10, 13, seed=min_segment))
+    assert_same_outputs_and_grads(fast, slow, x, _lengths(10, 13, seed=int(call_cost) % 97))
 
 
 def test_ragged_equals_torch_packed_lstm():
