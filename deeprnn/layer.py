@@ -164,8 +164,9 @@ class RecurrentLayer(nn.Module):
         kernel = _native_kernel(self.cell) if self.native and self.torch_kernel else None
         if kernel is None:
             return self.cell(x, state)
-        c = self.cell
-        new = _STEP_KERNELS[kernel](x, state, c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)
+        p = self.cell._parameters  # a dict: Module.__getattr__ costs ~1 us per weight
+        new = _STEP_KERNELS[kernel](x, state, p["weight_ih"], p["weight_hh"], p.get("bias_ih"),
+                                    p.get("bias_hh"))  # fmt: skip
         return (new[0] if isinstance(new, tuple) else new), new
 
     def forward(
