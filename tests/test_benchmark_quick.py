@@ -37,3 +37,15 @@ def test_lengths_benchmark_quick_mode_writes_markdown_and_json(tmp_path):
     packed = {r["config"] for r in report["rows"] if r["torch_packed_ratio"] is not None}
     assert packed == {"lstm", "gru", "rnn", "bidirectional"}
     assert "mid / padded" in (tmp_path / "lengths_quick.md").read_text()
+
+
+def test_latency_benchmark_quick_mode_writes_markdown_and_json(tmp_path):
+    spec = importlib.util.spec_from_file_location("latency", ROOT / "benchmarks" / "latency.py")
+    latency = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(latency)
+    assert latency.main(["--quick", "--threads", "0", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "latency_quick.json").read_text())
+    assert [r["estimator"] for r in report["rows"]] == list(latency.ESTIMATORS)
+    for row in report["rows"]:  # onnxruntime is installed with the export extra
+        assert row["deeprnn_ms"] > 0 and row["torch_ms"] > 0 and row["onnx_ms"] > 0
+    assert "deeprnn / onnx" in (tmp_path / "latency_quick.md").read_text()
