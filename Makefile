@@ -11,7 +11,7 @@ $(BIN)/python:
 # torch comes from the local CPU wheel when none is importable (a bare `torch` would pull a CUDA build).
 setup: $(BIN)/python
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,export]"
+	$(BIN)/pip install -q -e ".[dev,export,tune]"
 
 demo: setup
 	$(BIN)/deeprnn demo

@@ -9,6 +9,7 @@ from deeprnn.model import SequenceModel
 from deeprnn.parallel import Parallel
 from deeprnn.stack import DeepRNN
 from deeprnn.train import CheckpointError, History, TensorBatches, evaluate, fit, predict
+from deeprnn.tune import tune  # noqa: E402  (last: the function, not the package, is deeprnn.tune)
 
 __version__ = "0.1.0"
 
@@ -32,4 +33,5 @@ __all__ = [
     "evaluate",
     "fit",
     "predict",
+    "tune",
 ]

@@ -1,4 +1,4 @@
-"""The `deeprnn` command: train | evaluate | predict | generate | datasets | demo | export.
+"""The `deeprnn` command: train | tune | evaluate | predict | generate | datasets | demo | export.
 
 Errors in what the user gave (config, data, arguments) and files that cannot be read or
 written print one line and exit with code 2; `--debug` shows the traceback instead. Ctrl-C
@@ -113,6 +113,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train data-parallel on N processes of this machine (DDP through "
                         "torchrun; ignored inside torchrun)")  # fmt: skip
 
+    p = sub.add_parser("tune", help="search a config's model arguments under a time budget")
+    p.add_argument("config", help="YAML file as for `deeprnn train` (a classification or "
+                   "regression task); its model section is the starting point")  # fmt: skip
+    p.add_argument("--budget", default="10m", help="search time: seconds or e.g. 90s, 10m, 1h")
+    p.add_argument("--space", help="YAML file restricting the search space, e.g. "
+                   "{cell: [gru], lr: {low: 0.001, high: 0.01, log: true}}")  # fmt: skip
+    p.add_argument("--ensemble", type=int, default=0, metavar="K",
+                   help="also refit the K best trials as one ensemble (0: none)")  # fmt: skip
+    p.add_argument(
+        "--trials",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="at most N trials in this call (None: as many as the budget allows)",
+    )
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.epochs=30")  # fmt: skip
+    p.add_argument("--run-dir", help="where to write the search (None: runs/tune_TASK)")
+    p.add_argument("--resume", action="store_true", help="continue the search in --run-dir")
+    p.add_argument("--quiet", action="store_true", help="no progress")
+
     p = sub.add_parser("evaluate", help="score a trained run on its test part or other data")
     p.add_argument("run_dir", help="a directory written by `deeprnn train`")
     p.add_argument("--data", help="a bundled dataset name or a file (None: the run's data)")
@@ -169,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from deeprnn import commands  # heavy imports (torch) only after the arguments are fine
     from deeprnn.train.interrupt import graceful_interrupt
 
-    training = args.command in ("train", "demo")
+    training = args.command in ("train", "demo", "tune")
     try:
         with graceful_interrupt() if training else contextlib.nullcontext():
             return getattr(commands, args.command)(args)

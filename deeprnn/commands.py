@@ -12,6 +12,7 @@ from deeprnn.config import DataConfig, RunConfig
 from deeprnn.data import list_datasets
 from deeprnn.errors import InputError
 from deeprnn.export import signature
+from deeprnn.runs import inside
 from deeprnn.tasks import Outcome, evaluate_task, predict_file
 
 DEMO_CONFIG = {
@@ -152,4 +153,24 @@ def export(args) -> int:
             shape = ", ".join(map(str, t["shape"]))
             print(f"  {kind[:-1]} {t['name']}: ({shape}) {t['dtype']}{optional}")
     print("  inputs are the network's: the estimator's scaling / tokenisation is not included")
+    return 0
+
+
+def tune(args) -> int:
+    """Search the config's model arguments for --budget; write the leaderboard and best.yaml."""
+    from deeprnn.config_io import read_yaml
+    from deeprnn.tune.config import tune_config
+
+    cfg = runs.load_config(args.config, args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else inside(Path("runs"), f"tune_{cfg.task}")
+    space = read_yaml(args.space) if args.space else None
+    result, summary = tune_config(cfg, run_dir, args.budget, space, args.ensemble, args.resume,
+                                  args.trials, verbose=0 if args.quiet else 1)  # fmt: skip
+    print(f"best of {len(result.leaderboard)} trials: validation score "
+          f"{result.best_score:.4g} with {result.best_params}")  # fmt: skip
+    for name, metrics in summary["test"].items():
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        print(f"test ({name}): {shown}")
+    print(f"\nsearch written to {run_dir} (leaderboard.csv, leaderboard.png); retrain the best "
+          f"with: deeprnn train {run_dir / 'best.yaml'}")  # fmt: skip
     return 0

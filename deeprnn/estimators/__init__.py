@@ -3,6 +3,7 @@ clone, cross_val_score and GridSearchCV; save(path) / load(path) without pickle.
 
 from deeprnn.estimators.base import RNNEstimator
 from deeprnn.estimators.classifiers import SequenceClassifier, TextClassifier
+from deeprnn.estimators.ensemble import EnsembleClassifier, EnsembleRegressor
 from deeprnn.estimators.forecaster import Forecaster
 from deeprnn.estimators.language import CharLanguageModel
 from deeprnn.estimators.regressors import SequenceRegressor
@@ -10,6 +11,8 @@ from deeprnn.estimators.tagger import SequenceTagger
 
 __all__ = [
     "CharLanguageModel",
+    "EnsembleClassifier",
+    "EnsembleRegressor",
     "Forecaster",
     "RNNEstimator",
     "SequenceClassifier",

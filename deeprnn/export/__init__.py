@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from deeprnn.errors import DeepRNNError, InputError, check_choice
-from deeprnn.export.network import Network, WithOptionalLengths, WithoutLengths
+from deeprnn.export.network import Average, Network, WithOptionalLengths, WithoutLengths
 from deeprnn.export.steps import STEPS
 from deeprnn.frontend import ConvFrontend
 from deeprnn.heads import Head
@@ -43,7 +43,7 @@ OPSET = 17  # the first with LayerNormalization
 TOLERANCE = 1e-4  # the twin must match the eager model on the example this closely
 METADATA = "deeprnn.json"  # TorchScript extra file / ONNX metadata key describing the export
 
-__all__ = ["FORMATS", "OPSET", "export", "signature", "twin"]
+__all__ = ["FORMATS", "OPSET", "export", "export_ensemble", "signature", "twin"]
 
 
 def _parts(model: nn.Module) -> tuple[DeepRNN, Head | None, nn.Embedding | None]:
@@ -215,18 +215,57 @@ def export(
     _check(model, net, x, lens)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = signature(model, format, lengths)
+    _write(net, path, format, x, lens, signature(model, format, lengths), lengths)
+    return path
+
+
+def export_ensemble(
+    models: list[nn.Module], path: str | os.PathLike, format: str = "onnx", lengths: bool = True
+) -> Path:
+    """Write ONE graph that runs every model of `models` (SequenceModels taking the same
+    inputs) and averages their outputs: `y = mean_m model_m(x, lengths)`. Inputs and output
+    as in `export`; the metadata's config describes the first member and counts them."""
+    check_choice("format", format, FORMATS)
+    if not models:
+        raise InputError("export_ensemble needs at least one model")
+    metas = [signature(m, format, lengths) for m in models]
+    for i, meta in enumerate(metas[1:], 1):
+        if (meta["inputs"], meta["outputs"]) != (metas[0]["inputs"], metas[0]["outputs"]):
+            raise InputError(
+                f"model {i} takes or gives other shapes than model 0 ({meta['inputs']} -> "
+                f"{meta['outputs']}); an ensemble's members must match"
+            )
+    # The example must be long enough for the member whose front end needs the most steps.
+    x, lens = _example(max(models, key=_min_time), None)
+    nets = []
+    for model in models:
+        net = twin(model, fused=format == "torchscript" or _dtype(model) == torch.float32)
+        _check(model, net, x, lens)
+        nets.append(net)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {**metas[0], "config": {**metas[0]["config"], "ensemble_members": len(models)}}
+    _write(Average(nets), path, format, x, lens, meta, lengths)
+    return path
+
+
+def _min_time(model: nn.Module) -> int:
+    frontend = _frontend(model)
+    return 1 if frontend is None else frontend.min_length
+
+
+def _write(net, path: Path, format: str, x: Tensor, lens: Tensor, meta: dict, lengths: bool):
+    path.parent.mkdir(parents=True, exist_ok=True)
     if format == "torchscript":
         scripted = _script(WithOptionalLengths(net))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.jit.save(scripted, str(path), _extra_files={METADATA: json.dumps(meta)})
-        return path
+        return
     _onnx(net, path, x, lens, meta, lengths)
-    return path
 
 
-def _onnx(net: Network, path: Path, x: Tensor, lens: Tensor, meta: dict, lengths: bool) -> None:
+def _onnx(net: nn.Module, path: Path, x: Tensor, lens: Tensor, meta: dict, lengths: bool) -> None:
     try:
         import onnx
     except ImportError:

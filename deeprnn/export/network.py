@@ -197,6 +197,25 @@ class Network(nn.Module):
         return out
 
 
+class Average(nn.Module):
+    """`y = mean_m net_m(x, lengths)`: an ensemble's members as one graph (each a `Network`)."""
+
+    def __init__(self, nets: list[Network]):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        total = torch.zeros(0)
+        first = True
+        for net in self.nets:
+            y = net(x, lengths)
+            if first:
+                total, first = y, False
+            else:
+                total = total + y
+        return total / float(len(self.nets))
+
+
 class WithOptionalLengths(nn.Module):
     """TorchScript entry point: `y = module(x, lengths=None)`; no lengths: every step is real."""
 

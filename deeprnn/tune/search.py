@@ -1,0 +1,206 @@
+"""`deeprnn.tune`: search an estimator's arguments under a wall-clock budget, then refit.
+
+    result = deeprnn.tune(SequenceClassifier(), X, y, budget="5m", ensemble=5)
+    result.best_params, result.best_score     # the best trial's arguments and score
+    result.best_estimator                     # refit on ALL of (X, y) with them
+    result.ensemble                           # the top-5 trials refit, averaged
+    result.leaderboard                        # one dict per trial, best first
+
+Trials learn from the training part and are scored by the estimator's `score` (accuracy,
+R^2) on the validation part; Optuna's TPE sampler proposes the arguments and its median
+pruner stops trials whose per-epoch validation scores fall behind (see `objective`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+
+from deeprnn.config_io import write_yaml
+from deeprnn.errors import InputError
+from deeprnn.estimators.ensemble import EnsembleClassifier, EnsembleRegressor
+from deeprnn.estimators.inputs import take
+from deeprnn.train.checkpoint import atomic_write
+from deeprnn.train.progress import bar_enabled
+from deeprnn.tune import leaderboard
+from deeprnn.tune import space as spaces
+from deeprnn.tune.budget import parse_budget
+from deeprnn.tune.objective import Data, Objective, trial_estimator
+from deeprnn.tune.storage import import_optuna, open_study
+
+
+@dataclass
+class TuneResult:
+    """What `tune` found. `ensemble` is None unless `ensemble >= 2` was asked for."""
+
+    best_params: dict[str, Any]  # the searched arguments of the best trial
+    best_score: float  # its validation score (the estimator's `score`)
+    best_estimator: Any  # a fresh estimator with best_params, fitted on all the data
+    leaderboard: list[dict]  # one row per trial, best first (see tune.leaderboard.rows)
+    ensemble: Any = None  # EnsembleClassifier / EnsembleRegressor of the top trials
+    run_dir: Path | None = None  # where the study, leaderboard and plot were written
+    study: Any = field(default=None, repr=False)  # the optuna.Study
+
+
+def _split(est, X, y, validation) -> Data:
+    """The training and validation parts: a fraction held out (stratified for
+    classifiers), or a given pair (X_val, y_val)."""
+    if isinstance(validation, tuple):
+        if len(validation) != 2:
+            raise InputError("validation: expected a fraction or a pair (X_val, y_val)")
+        return Data(X, y, *validation)
+    if (
+        isinstance(validation, bool)
+        or not isinstance(validation, float | int)
+        or not 0 < validation < 1
+    ):
+        raise InputError(
+            f"validation must be a fraction in (0, 1) or a pair (X_val, y_val), got {validation!r}"
+        )
+    from deeprnn.tasks.common import stratified_split
+
+    labels = np.asarray(y) if isinstance(est, ClassifierMixin) else np.zeros(len(y))
+    n_val = max(1, round(len(labels) * validation))
+    if len(labels) - n_val < 2:
+        raise InputError(
+            f"validation={validation} leaves too few of {len(labels)} items to train on"
+        )
+    codes = np.unique(labels, return_inverse=True)[1].reshape(-1)
+    train, val = stratified_split(codes, n_val, seed=0)
+    return Data(take(X, train), take(y, train), take(X, val), take(y, val))
+
+
+class _Progress:
+    """A tqdm bar of trials on a terminal, else one line per trial (when verbose)."""
+
+    def __init__(self, verbose: int, budget: float):
+        from tqdm import tqdm
+
+        self.verbose, self.start = verbose, time.monotonic()
+        self.bar = tqdm(desc="tune", unit="trial", file=sys.stderr,
+                        disable=not bar_enabled(verbose))  # fmt: skip
+        self.budget = budget
+
+    def __call__(self, study, trial) -> None:
+        best = _best_value(study)
+        value = trial.value if trial.state.name == "COMPLETE" else None
+        if not self.bar.disable:
+            self.bar.update(1)
+            self.bar.set_postfix(best=f"{best:.4g}" if best is not None else "-")
+        elif self.verbose:
+            left = max(0.0, self.budget - (time.monotonic() - self.start))
+            shown = f"{value:.4g}" if value is not None else trial.state.name.lower()
+            best_text = "-" if best is None else f"{best:.4g}"
+            print(f"tune: trial {trial.number} {shown} (best {best_text}, {left:.0f} s left) "
+                  f"{trial.params}", file=sys.stderr, flush=True)  # fmt: skip
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _best_value(study) -> float | None:
+    try:
+        return study.best_value
+    except ValueError:  # no finished trial yet
+        return None
+
+
+def _top_params(study, space: dict, k: int) -> list[dict]:
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    done.sort(key=lambda t: (-t.value, t.number))
+    return [spaces.decode(space, t.params) for t in done[:k]]
+
+
+def tune(
+    est,
+    X: Any,
+    y: Any,
+    budget: str | float = "5m",
+    space: dict | None = None,
+    validation: float | tuple = 0.2,
+    ensemble: int = 0,
+    run_dir: str | Path | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    trials: int | None = None,
+    verbose: int = 1,
+) -> TuneResult:
+    """Search `est`'s arguments on (X, y) for `budget` of wall-clock time, then refit.
+
+    Args:
+        est: an unfitted deeprnn estimator with fit(X, y) / score(X, y) (SequenceClassifier,
+            SequenceRegressor, TextClassifier...); its own arguments are the starting point.
+        budget: seconds, or a text like "90s", "5m", "1h" (the search; the refits come after).
+        space: restricts or overrides the default `deeprnn.tune.space.SEARCH_SPACE`.
+        validation: the fraction of (X, y) held out to score trials, or (X_val, y_val).
+        ensemble: k >= 2 also refits the k best trials (k seeds of the best where fewer
+            trials finished) into an EnsembleClassifier / EnsembleRegressor.
+        run_dir: keeps the study (study.journal), leaderboard.csv, leaderboard.png,
+            best_params.yaml and the saved ensemble there; None: in memory only.
+        resume: continue the search in `run_dir` (its finished trials are kept).
+        trials: at most this many trials in this call (None: as many as the budget allows).
+    Raises InputError for a budget <= 0, ConfigError for an unknown search-space key.
+    """
+    seconds = parse_budget(budget)
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 0:
+        raise InputError(f"ensemble must be an int >= 0 (members; 0 or 1: none), got {ensemble!r}")
+    if trials is not None and (
+        isinstance(trials, bool) or not isinstance(trials, int) or trials < 1
+    ):
+        raise InputError(f"trials must be None or an int >= 1, got {trials!r}")
+    searched = spaces.resolve(est, space)
+    data = _split(est, X, y, validation)
+    optuna = import_optuna()
+    run_dir = None if run_dir is None else Path(run_dir)
+    study = open_study(optuna, run_dir, resume, seed, spaces.describe(searched))
+    deadline = time.monotonic() + seconds
+    progress = _Progress(verbose, seconds)
+    try:
+        study.optimize(Objective(est, searched, data, deadline, optuna), n_trials=trials,
+                       timeout=seconds, callbacks=[progress], gc_after_trial=False)  # fmt: skip
+    finally:
+        progress.close()
+        if run_dir is not None:  # also after an interrupt: the board shows what is done
+            _write_board(study, searched, run_dir)
+    top = _top_params(study, searched, max(1, ensemble))
+    if not top:
+        raise InputError(
+            f"no trial finished within the budget of {seconds:g} s; raise the budget or "
+            "lower the estimator's epochs"
+        )
+    members = [trial_estimator(est, p).fit(X, y) for p in top]
+    while ensemble >= 2 and len(members) < ensemble:  # too few trials: more seeds of the best
+        p = {**top[0], "seed": est.seed + len(members)}
+        members.append(trial_estimator(est, p).fit(X, y))
+    result = TuneResult(best_params=top[0], best_score=float(study.best_value),
+                        best_estimator=members[0], leaderboard=leaderboard.rows(study, searched),
+                        run_dir=run_dir, study=study)  # fmt: skip
+    if ensemble >= 2:
+        kind = EnsembleClassifier if isinstance(est, ClassifierMixin) else EnsembleRegressor
+        result.ensemble = kind.from_fitted(members)
+    if run_dir is not None:
+        write_yaml({"estimator": type(est).__name__, "params": top[0],
+                    "score": result.best_score}, run_dir / "best_params.yaml")  # fmt: skip
+        if result.ensemble is not None:
+            result.ensemble.save(run_dir / "ensemble")
+    return result
+
+
+def _write_board(study, searched: dict, run_dir: Path) -> None:
+    board = leaderboard.rows(study, searched)
+    leaderboard.write_csv(board, run_dir / "leaderboard.csv")
+    if board:
+        leaderboard.plot(board, run_dir / "leaderboard.png")
+    summary = {
+        "trials": len(board),
+        "best_score": _best_value(study),
+        "space": spaces.describe(searched),
+    }
+    atomic_write(run_dir / "tune.json", json.dumps(summary, indent=1).encode("utf-8"))

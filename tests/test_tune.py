@@ -1,0 +1,144 @@
+"""deeprnn.tune: the search end to end on a tiny budget, resume after an interrupt, the CLI
+(best.yaml retrains to the same score) and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import deeprnn
+from deeprnn.cli import main
+from deeprnn.config_io import ConfigError, read_yaml
+from deeprnn.errors import DeepRNNError, InputError
+from deeprnn.estimators import EnsembleClassifier, SequenceClassifier
+from deeprnn.train.loop import extra_callbacks
+from deeprnn.tune import Range
+from deeprnn.tune.budget import parse_budget
+from deeprnn.tune.storage import import_optuna
+
+# Small enough for a trial to take a fraction of a second.
+SPACE = {"hidden_size": [8], "num_layers": [1], "frontend": None, "bidirectional": None,
+         "lr": Range(3e-3, 1e-2, log=True)}  # fmt: skip
+
+
+def _data(n=48, t=10, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, t, 1)).astype(np.float32)
+    return X, (X[:, :, 0].mean(1) > 0).astype(int)
+
+
+def _est():
+    return SequenceClassifier(epochs=3, batch_size=16, validation_fraction=0)
+
+
+@pytest.mark.parametrize("budget", [0, -5, "0s", "abc", "5 minutes", float("inf"), True])
+def test_budget_must_be_a_positive_duration(budget):
+    X, y = _data()
+    with pytest.raises(InputError, match="budget"):
+        deeprnn.tune(_est(), X, y, budget=budget)
+
+
+def test_budget_texts():
+    assert parse_budget("1h30m") == 5400
+    assert parse_budget("90s") == parse_budget(90) == parse_budget("1.5m") == 90
+
+
+def test_unknown_space_key_names_the_nearest_argument():
+    X, y = _data()
+    with pytest.raises(ConfigError, match=r"hiden_size.*did you mean 'hidden_size'"):
+        deeprnn.tune(_est(), X, y, budget=5, space={"hiden_size": [8, 16]})
+    with pytest.raises(ConfigError, match="empty list"):
+        deeprnn.tune(_est(), X, y, budget=5, space={"cell": []})
+
+
+def test_missing_optuna_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(DeepRNNError, match=r"pip install 'deeprnn\[tune\]'"):
+        import_optuna()
+
+
+def test_tune_end_to_end(tmp_path):
+    X, y = _data()
+    result = deeprnn.tune(_est(), X, y, budget=60, space=SPACE, ensemble=2, trials=3,
+                          run_dir=tmp_path, verbose=0)  # fmt: skip
+    board = result.leaderboard
+    assert len(board) == 3 and board[0]["rank"] == 1
+    finished = [r["score"] for r in board if r["state"] == "complete"]
+    assert result.best_score == max(finished) == board[0]["score"]
+    # The best estimator is a fresh fit on all the data with the best trial's arguments.
+    params = result.best_estimator.get_params()
+    assert all(params[k] == v for k, v in result.best_params.items())
+    assert params["hidden_size"] == 8 and params["num_layers"] == 1
+    assert 3e-3 <= params["lr"] <= 1e-2
+    assert result.best_estimator.predict(X).shape == (len(X),)
+    ens = result.ensemble
+    assert isinstance(ens, EnsembleClassifier) and len(ens.estimators_) == 2
+    mean = np.mean([m.predict_proba(X) for m in ens.estimators_], axis=0)
+    np.testing.assert_allclose(ens.predict_proba(X), mean)
+    with open(tmp_path / "leaderboard.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["trial"]) for r in rows] == [r["trial"] for r in board]
+    assert {"rank", "state", "score", "cell", "pooling", "lr"} <= set(rows[0])
+    assert (tmp_path / "leaderboard.png").stat().st_size > 0
+    assert read_yaml(tmp_path / "best_params.yaml")["params"] == result.best_params
+    loaded = EnsembleClassifier.load(tmp_path / "ensemble")
+    np.testing.assert_allclose(loaded.predict_proba(X), ens.predict_proba(X), atol=1e-6)
+
+
+def _interrupt_at_first_epoch(event, state):
+    if event == "epoch_end":
+        raise KeyboardInterrupt
+
+
+def test_resume_after_an_interrupt_keeps_and_redoes_trials(tmp_path):
+    X, y = _data()
+    kw = dict(budget=60, space=SPACE, run_dir=tmp_path, verbose=0)
+    first = deeprnn.tune(_est(), X, y, trials=2, **kw).study.trials
+    with pytest.raises(InputError, match="already holds a search"):
+        deeprnn.tune(_est(), X, y, trials=1, **kw)
+    with extra_callbacks(_interrupt_at_first_epoch), pytest.raises(KeyboardInterrupt):
+        deeprnn.tune(_est(), X, y, trials=1, resume=True, **kw)
+    result = deeprnn.tune(_est(), X, y, trials=2, resume=True, **kw)
+    trials = result.study.trials
+    states = [t.state.name for t in trials]
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    for old, new in zip(first, trials):  # the finished trials are kept as they were
+        assert (old.params, old.value) == (new.params, new.value)
+    assert trials[3].params == trials[2].params  # the interrupted trial is redone first
+    assert len([r for r in result.leaderboard if r["state"] == "complete"]) == 4
+
+
+def test_resume_needs_a_search(tmp_path):
+    X, y = _data()
+    with pytest.raises(InputError, match="no search to resume"):
+        deeprnn.tune(_est(), X, y, budget=5, run_dir=tmp_path, resume=True)
+
+
+def test_cli_tune_then_train_best_yaml_gives_the_same_score(tmp_path, capsys):
+    X, y = _data(n=40)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    (tmp_path / "c.yaml").write_text(
+        "task: sequence_classification\ndata:\n  path: d.npz\n  test_size: 0.25\n"
+        "model:\n  epochs: 3\n  batch_size: 16\n  validation_fraction: 0\n"
+    )
+    (tmp_path / "space.yaml").write_text(
+        "hidden_size: [8]\nnum_layers: [1]\nfrontend: null\nlr: {low: 0.003, high: 0.01}\n"
+    )
+    run = tmp_path / "search"
+    args = ["tune", str(tmp_path / "c.yaml"), "--budget", "60s", "--trials", "2",
+            "--space", str(tmp_path / "space.yaml"), "--run-dir", str(run), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert "retrain the best with: deeprnn train" in capsys.readouterr().out
+    summary = json.loads((run / "tune.json").read_text())
+    best = read_yaml(run / "best.yaml")
+    assert {k: best["model"][k] for k in summary["best_params"]} == summary["best_params"]
+    assert main(["train", str(run / "best.yaml"), "--run-dir", str(tmp_path / "t"), "--quiet"]) == 0
+    trained = json.loads((tmp_path / "t" / "metrics.json").read_text())["metrics"]
+    assert trained["accuracy"] == pytest.approx(summary["test"]["best"]["accuracy"])
+    assert main(["tune", str(tmp_path / "c.yaml"), "--run-dir", str(tmp_path / "new"),
+                 "--resume", "--quiet"]) == 2  # fmt: skip
+    assert "no search to resume" in capsys.readouterr().err
