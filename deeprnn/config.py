@@ -35,7 +35,7 @@ class RNNConfig:
         return len(self.hidden_size)
 
 
-TASKS = ("classification", "binary", "regression", "tagging", "lm")
+TASKS = ("classification", "binary", "regression", "tagging", "lm", "seq2seq")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 SCHEDULES = ("step", "cosine", "plateau")
 MONITOR_MODES = ("min", "max", "auto")
@@ -54,6 +54,7 @@ class TrainConfig:
     l1: float = 0.0  # adds l1 * sum |W| over weight matrices to the loss
     l2: float = 0.0  # adds l2 * sum W^2 over weight matrices to the loss
     class_weights: tuple[float, ...] | None = None  # loss weight per class; binary: (neg, pos)
+    label_smoothing: float = 0.0  # cross-entropy tasks: mix this much of a uniform target in
     clip_norm: float | None = None  # rescale the gradient to at most this global L2 norm
     clip_value: float | None = None  # clamp every gradient element to [-clip_value, clip_value]
     schedule: str | None = None  # None | "step" | "cosine" | "plateau", stepped once per epoch

@@ -30,6 +30,13 @@ def map_state(fn: Callable[[Tensor], Tensor], state):
     return state
 
 
+def run_model(model: nn.Module, x: Tensor, h, lengths: Tensor | None, y, task: str):
+    """`model(x, h, lengths)`; a "seq2seq" model also reads the targets (teacher forcing)."""
+    if task == "seq2seq":
+        return model(x, h, lengths, y)
+    return model(x, h, lengths)
+
+
 def carry_state(state, reset: Tensor | None, batch: int):
     """The carried state for the next batch: None (start from zero) if its batch size differs."""
     first = [None]
@@ -117,14 +124,21 @@ def train_batch(
         if start > cut:  # k2 > k1: roll the state forward, without gradient, to `start`
             with torch.no_grad():
                 _, h = model(x[:, cut:start], h, window_lengths(lengths, cut, start))
-        logits, state = model(x[:, start:end], h, window_lengths(lengths, start, end))
+        logits, state = run_model(
+            model, x[:, start:end], h, window_lengths(lengths, start, end), y, task
+        )
         target = y
-        if logits.dim() == 3:
+        if logits.dim() == 3 and task != "seq2seq":  # seq2seq: the targets' own time
             logits, target = logits[:, loss_start - start :], y[:, loss_start:end]
         elif k1 is not None:
             raise InputError("truncated BPTT needs per-step outputs: a head with pooling='every'")
         loss, weight = task_loss(
-            task, logits, target, window_lengths(lengths, loss_start, end), config.class_weights
+            task,
+            logits,
+            target,
+            window_lengths(lengths, loss_start, end),
+            config.class_weights,
+            config.label_smoothing,
         )
         reported = float(loss.detach())
         if combine is not None:

@@ -31,7 +31,7 @@ from deeprnn import distributed
 from deeprnn.config import MONITOR_MODES, OPTIMIZERS, SCHEDULES, TASKS, TrainConfig
 from deeprnn.errors import InputError, InputTypeError, check_choice
 from deeprnn.train import interrupt
-from deeprnn.train.bptt import carry_state, train_batch
+from deeprnn.train.bptt import carry_state, run_model, train_batch
 from deeprnn.train.callbacks import Callback, History, Monitor, run_callbacks
 from deeprnn.train.checkpoint import (
     CheckpointError,
@@ -82,6 +82,10 @@ def check_config(config: TrainConfig, task: str) -> None:
             raise InputError(f"TrainConfig.{name} = {value!r} is out of range")
     if c.tbptt_k2 is not None and c.tbptt_k1 is None:
         raise InputError("TrainConfig.tbptt_k2 needs tbptt_k1 (the update interval)")
+    if not 0.0 <= c.label_smoothing < 1.0:
+        raise InputError(f"TrainConfig.label_smoothing = {c.label_smoothing!r} must lie in [0, 1)")
+    if task == "seq2seq" and (c.tbptt_k1 is not None or c.stateful):
+        raise InputError("task 'seq2seq' trains whole pairs: tbptt_k1 and stateful do not apply")
 
 
 # Callbacks added around code that calls fit indirectly (the CLI around an estimator).
@@ -251,7 +255,7 @@ def fit(
     return history
 
 
-def _outputs(model: nn.Module, data: Iterable, stateful: bool = False):
+def _outputs(model: nn.Module, data: Iterable, stateful: bool = False, task: str = ""):
     """Yield (logits, lengths, y) per batch, in eval mode and without gradients."""
     was_training = model.training
     # Module.train() walks and re-sets every submodule (~0.5 ms a call for an estimator's
@@ -266,7 +270,7 @@ def _outputs(model: nn.Module, data: Iterable, stateful: bool = False):
             for batch in data:
                 x, lengths, y, reset = _unpack(batch, device)
                 h0 = carry_state(state, reset, x.shape[0]) if stateful else None
-                logits, state = model(x, h0, lengths)
+                logits, state = run_model(model, x, h0, lengths, y, task)
                 yield logits, lengths, y
     finally:
         if switch:
@@ -282,7 +286,7 @@ def evaluate(
     """The loss and the task's metrics over `data` (see deeprnn.train.metrics)."""
     check_choice("task", task, TASKS)
     acc = Accumulator(task, config.class_weights)
-    for logits, lengths, y in _outputs(model, data, config.stateful):
+    for logits, lengths, y in _outputs(model, data, config.stateful, task):
         if y is None:
             raise InputError("evaluate needs batches with targets: (x, lengths, y)")
         acc.add(logits, y, lengths)

@@ -9,6 +9,8 @@ Targets (one rule for every task):
 - "binary": logits (B,), (B, K), or per step (B, T) / (B, T, K); y float of the same shape
   (a trailing logits axis of size 1 may be left out of y). Per-step losses count t < lengths[b].
 - "regression": like "binary" with real-valued y.
+- "seq2seq": logits (B, T, K), y (B, T) target ids padded with -100; lengths are the
+  SOURCE lengths and do not mask targets (the -100 padding does).
 Every loss is a weighted mean: sum(w * loss) / sum(w) over the counted terms, w = 1 unless
 class weights are given (torch's convention for weighted cross-entropy). Binary class
 weights are (w_neg, w_pos): a term with target y weighs w_neg * (1 - y) + w_pos * y.
@@ -65,8 +67,12 @@ def cross_entropy(
     y: Tensor,
     lengths: Tensor | None = None,
     class_weights: Sequence[float] | None = None,
+    label_smoothing: float = 0.0,
 ) -> tuple[Tensor, float]:
-    """Mean -log softmax(logits)[y] over counted targets; returns (loss, total weight)."""
+    """Mean -log softmax(logits)[y] over counted targets; returns (loss, total weight).
+
+    With label_smoothing e the target is (1 - e) one-hot(y) + e / K (Szegedy et al. 2016).
+    """
     if y.is_floating_point():
         raise InputTypeError(f"class targets y must be int64 ids, got dtype {y.dtype}")
     if logits.shape[:-1] != y.shape:
@@ -79,7 +85,9 @@ def cross_entropy(
     ids = torch.where(mask, y, torch.zeros_like(y))
     if mask.any() and (int(ids[mask].min()) < 0 or int(ids[mask].max()) >= k):
         raise InputError(f"class ids in y must lie in [0, {k}) or be {IGNORE_INDEX}")
-    nll = F.cross_entropy(logits.reshape(-1, k), ids.reshape(-1), reduction="none")
+    nll = F.cross_entropy(
+        logits.reshape(-1, k), ids.reshape(-1), reduction="none", label_smoothing=label_smoothing
+    )
     w = _weights(class_weights, k, logits)
     weights = (w[ids] if w is not None else torch.ones_like(logits[..., 0])) * mask
     return _mean(nll.view_as(ids), weights.view_as(ids))
@@ -134,16 +142,22 @@ def task_loss(
     y: Tensor,
     lengths: Tensor | None = None,
     class_weights: Sequence[float] | None = None,
+    label_smoothing: float = 0.0,
 ) -> tuple[Tensor, float]:
-    """The loss of `task` (see the module docstring); returns (mean loss, total weight)."""
+    """The loss of `task` (see the module docstring); returns (mean loss, total weight).
+
+    `label_smoothing` applies to the cross-entropy tasks (classification, tagging, lm, seq2seq).
+    """
     check_choice("task", task, TASKS)
+    if task == "seq2seq":
+        lengths = None  # source lengths; the targets' own padding is -100
     if task == "binary":
         return binary_cross_entropy(logits, y, lengths, class_weights)
     if task == "regression":
         if class_weights is not None:
             raise InputError("class_weights apply to classification tasks, not regression")
         return mse(logits, y, lengths)
-    return cross_entropy(logits, y, lengths, class_weights)
+    return cross_entropy(logits, y, lengths, class_weights, label_smoothing)
 
 
 def weight_penalty(model: nn.Module, l1: float = 0.0, l2: float = 0.0) -> Tensor | None:

@@ -124,12 +124,14 @@ class Accumulator:
 
     @torch.no_grad()
     def add(self, logits: Tensor, y: Tensor, lengths: Tensor | None = None) -> None:
+        if self.task == "seq2seq":
+            lengths = None  # source lengths: targets are masked by their -100 padding
         loss, weight = task_loss(self.task, logits, y, lengths, self.class_weights)
         self.loss_sum += float(loss) * weight
         self.weight += weight
-        if self.task in ("classification", "tagging", "lm"):
+        if self.task in ("classification", "tagging", "lm", "seq2seq"):
             mask = target_mask(logits, y, lengths)
-            if self.task == "lm":
+            if self.task in ("lm", "seq2seq"):
                 nll = torch.nn.functional.cross_entropy(
                     logits[mask].double(), y[mask], reduction="sum"
                 )
@@ -150,7 +152,7 @@ class Accumulator:
         if not self.true or not sum(len(t) for t in self.true):
             return out
         true, pred = np.concatenate(self.true), np.concatenate(self.pred)
-        if self.task == "lm":
+        if self.task in ("lm", "seq2seq"):
             nll = self.nll_sum / self.tokens
             out.update(perplexity=perplexity(nll), bpc=bits_per_character(nll))
             out["accuracy"] = accuracy(true, pred)
