@@ -64,7 +64,7 @@ def test_missing_optuna_says_how_to_install(monkeypatch):
 def test_tune_end_to_end(tmp_path):
     X, y = _data()
     result = deeprnn.tune(_est(), X, y, budget=60, space=SPACE, ensemble=2, trials=3,
-                          run_dir=tmp_path, verbose=0)  # fmt: skip
+                          run_dir=tmp_path, verbose=0, validation=0.25)  # fmt: skip
     board = result.leaderboard
     assert len(board) == 3 and board[0]["rank"] == 1
     finished = [r["score"] for r in board if r["state"] == "complete"]
@@ -96,7 +96,7 @@ def _interrupt_at_first_epoch(event, state):
 
 def test_resume_after_an_interrupt_keeps_and_redoes_trials(tmp_path):
     X, y = _data()
-    kw = dict(budget=60, space=SPACE, run_dir=tmp_path, verbose=0)
+    kw = dict(budget=60, space=SPACE, run_dir=tmp_path, verbose=0, validation=0.25)
     first = deeprnn.tune(_est(), X, y, trials=2, **kw).study.trials
     with pytest.raises(InputError, match="already holds a search"):
         deeprnn.tune(_est(), X, y, trials=1, **kw)
@@ -110,6 +110,22 @@ def test_resume_after_an_interrupt_keeps_and_redoes_trials(tmp_path):
         assert (old.params, old.value) == (new.params, new.value)
     assert trials[3].params == trials[2].params  # the interrupted trial is redone first
     assert len([r for r in result.leaderboard if r["state"] == "complete"]) == 4
+
+
+def test_small_data_trials_score_the_mean_over_folds():
+    X, y = _data(n=24)
+    space = {**SPACE, "cell": ["gru"], "pooling": ["mean"], "lr": 5e-3, "dropout": None}
+    result = deeprnn.tune(_est(), X, y, budget=60, space=space, trials=1, verbose=0)
+    assert result.leaderboard[0]["epochs"] == 3 * 3  # "auto": 3 folds of 3 epochs
+    folds = [SequenceClassifier(**{**_est().get_params(), **result.best_params})
+             for _ in range(3)]  # fmt: skip
+    from sklearn.model_selection import StratifiedKFold
+
+    split = StratifiedKFold(3, shuffle=True, random_state=0).split(X, y)
+    scores = [f.fit(X[tr], y[tr]).score(X[va], y[va]) for f, (tr, va) in zip(folds, split)]
+    assert result.best_score == pytest.approx(np.mean(scores))
+    with pytest.raises(InputError, match="number of folds"):
+        deeprnn.tune(_est(), X, y, budget=5, validation=20)
 
 
 def test_resume_needs_a_search(tmp_path):
@@ -129,7 +145,7 @@ def test_cli_tune_then_train_best_yaml_gives_the_same_score(tmp_path, capsys):
         "hidden_size: [8]\nnum_layers: [1]\nfrontend: null\nlr: {low: 0.003, high: 0.01}\n"
     )
     run = tmp_path / "search"
-    args = ["tune", str(tmp_path / "c.yaml"), "--budget", "60s", "--trials", "2",
+    args = ["tune", str(tmp_path / "c.yaml"), "--budget", "60s", "--trials", "1",
             "--space", str(tmp_path / "space.yaml"), "--run-dir", str(run), "--quiet"]  # fmt: skip
     assert main(args) == 0
     assert "retrain the best with: deeprnn train" in capsys.readouterr().out

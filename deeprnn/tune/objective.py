@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sklearn.base import clone
 
 from deeprnn.train.loop import extra_callbacks
@@ -37,10 +38,14 @@ def trial_estimator(est, params: dict[str, Any]):
 
 
 class Objective:
-    """`objective(trial) -> validation score` (higher is better) for `study.optimize`."""
+    """`objective(trial) -> validation score` (higher is better) for `study.optimize`.
 
-    def __init__(self, est, space: dict, data: Data, deadline: float, optuna):
-        self.est, self.space, self.data = est, space, data
+    With several folds a trial fits once per fold and scores their mean; the pruner reads
+    the first fold's per-epoch scores, so a bad trial stops before the other folds run.
+    """
+
+    def __init__(self, est, space: dict, folds: list[Data], deadline: float, optuna):
+        self.est, self.space, self.folds = est, space, folds
         self.deadline = deadline
         self.optuna = optuna
 
@@ -50,37 +55,44 @@ class Objective:
 
     def __call__(self, trial) -> float:
         params = suggest(trial, self.space)
-        est = trial_estimator(self.est, params)
         may_stop = self._finished_any(trial.study)
-        d = self.data
         why: list[str] = []
         epochs = [0]
-
-        def report(event: str, state: dict) -> None:
-            if event != "epoch_end":
-                return
-            epochs[0] += 1
-            est.model_ = state["model"]  # score the weights as they are now
-            try:
-                value = float(est.score(d.X_val, d.y_val))
-            finally:
-                del est.model_
-            state["model"].train()
-            trial.report(value if math.isfinite(value) else -math.inf, epochs[0])
-            if trial.should_prune():
-                why.append("pruner")
-                state["stop"] = True
-            elif may_stop and time.monotonic() > self.deadline:
-                why.append(PRUNED_BY_BUDGET)
-                state["stop"] = True
-
         start = time.monotonic()
-        with extra_callbacks(report):
-            est.fit(d.X_train, d.y_train)
+
+        def watch(est, d: Data, first: bool):
+            def report(event: str, state: dict) -> None:
+                if event != "epoch_end":
+                    return
+                epochs[0] += 1
+                if first:
+                    est.model_ = state["model"]  # score the weights as they are now
+                    try:
+                        value = float(est.score(d.X_val, d.y_val))
+                    finally:
+                        del est.model_
+                    state["model"].train()
+                    trial.report(value if math.isfinite(value) else -math.inf, epochs[0])
+                    if trial.should_prune():
+                        why.append("pruner")
+                if not why and may_stop and time.monotonic() > self.deadline:
+                    why.append(PRUNED_BY_BUDGET)
+                state["stop"] = bool(why)
+
+            return report
+
+        scores = []
+        for i, d in enumerate(self.folds):
+            est = trial_estimator(self.est, params)
+            with extra_callbacks(watch(est, d, i == 0)):
+                est.fit(d.X_train, d.y_train)
+            if why:
+                break
+            scores.append(float(est.score(d.X_val, d.y_val)))
         trial.set_user_attr("seconds", round(time.monotonic() - start, 3))
         trial.set_user_attr("epochs", epochs[0])
         if why:
             trial.set_user_attr("pruned", why[0])
             raise self.optuna.TrialPruned(f"stopped by the {why[0]} after {epochs[0]} epochs")
-        score = float(est.score(d.X_val, d.y_val))
+        score = float(np.mean(scores))
         return score if math.isfinite(score) else -math.inf

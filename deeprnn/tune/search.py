@@ -7,8 +7,9 @@
     result.leaderboard                        # one dict per trial, best first
 
 Trials learn from the training part and are scored by the estimator's `score` (accuracy,
-R^2) on the validation part; Optuna's TPE sampler proposes the arguments and its median
-pruner stops trials whose per-epoch validation scores fall behind (see `objective`).
+R^2) on the validation part (k-fold on small data: see `validation`); Optuna's TPE
+sampler proposes the arguments and its median pruner stops trials whose per-epoch
+validation scores fall behind (see `objective`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from deeprnn.tune.budget import parse_budget
 from deeprnn.tune.objective import Data, Objective, trial_estimator
 from deeprnn.tune.storage import import_optuna, open_study
 
+AUTO_FOLDS_BELOW = 100  # validation="auto": k-fold below this many items (a holdout is noisy)
+
 
 @dataclass
 class TuneResult:
@@ -49,32 +52,43 @@ class TuneResult:
     study: Any = field(default=None, repr=False)  # the optuna.Study
 
 
-def _split(est, X, y, validation) -> Data:
-    """The training and validation parts: a fraction held out (stratified for
-    classifiers), or a given pair (X_val, y_val)."""
+def _folds(est, X, y, validation) -> list[Data]:
+    """The trials' training and validation parts: a pair (X_val, y_val); a fraction held
+    out; or k folds (an int k >= 2); "auto": 3 folds below 100 items, else 0.2 held out.
+    Classifiers' splits are stratified where every class has enough members."""
     if isinstance(validation, tuple):
         if len(validation) != 2:
             raise InputError("validation: expected a fraction or a pair (X_val, y_val)")
-        return Data(X, y, *validation)
-    if (
-        isinstance(validation, bool)
-        or not isinstance(validation, float | int)
-        or not 0 < validation < 1
-    ):
-        raise InputError(
-            f"validation must be a fraction in (0, 1) or a pair (X_val, y_val), got {validation!r}"
-        )
-    from deeprnn.tasks.common import stratified_split
-
-    labels = np.asarray(y) if isinstance(est, ClassifierMixin) else np.zeros(len(y))
-    n_val = max(1, round(len(labels) * validation))
-    if len(labels) - n_val < 2:
-        raise InputError(
-            f"validation={validation} leaves too few of {len(labels)} items to train on"
-        )
+        return [Data(X, y, *validation)]
+    n = len(y)
+    if validation == "auto":
+        validation = 3 if n < AUTO_FOLDS_BELOW else 0.2
+    labels = np.asarray(y) if isinstance(est, ClassifierMixin) else np.zeros(n)
     codes = np.unique(labels, return_inverse=True)[1].reshape(-1)
-    train, val = stratified_split(codes, n_val, seed=0)
-    return Data(take(X, train), take(y, train), take(X, val), take(y, val))
+    if (
+        isinstance(validation, int)
+        and not isinstance(validation, bool)
+        and 2 <= validation <= n // 2
+    ):
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        stratify = np.bincount(codes).min() >= validation and len(np.unique(codes)) > 1
+        kind = StratifiedKFold if stratify else KFold
+        splits = kind(validation, shuffle=True, random_state=0).split(np.zeros(n), codes)
+    elif (
+        isinstance(validation, float)
+        and 0 < validation < 1
+        and n - max(1, round(n * validation)) >= 2
+    ):
+        from deeprnn.tasks.common import stratified_split
+
+        splits = [stratified_split(codes, max(1, round(n * validation)), seed=0)]
+    else:
+        raise InputError(
+            f"validation must be 'auto', a fraction in (0, 1), a number of folds in [2, N/2] "
+            f"or a pair (X_val, y_val), got {validation!r} for {n} items"
+        )
+    return [Data(take(X, tr), take(y, tr), take(X, va), take(y, va)) for tr, va in splits]
 
 
 class _Progress:
@@ -124,7 +138,7 @@ def tune(
     y: Any,
     budget: str | float = "5m",
     space: dict | None = None,
-    validation: float | tuple = 0.2,
+    validation: str | float | int | tuple = "auto",
     ensemble: int = 0,
     run_dir: str | Path | None = None,
     seed: int = 0,
@@ -139,12 +153,15 @@ def tune(
             SequenceRegressor, TextClassifier...); its own arguments are the starting point.
         budget: seconds, or a text like "90s", "5m", "1h" (the search; the refits come after).
         space: restricts or overrides the default `deeprnn.tune.space.SEARCH_SPACE`.
-        validation: the fraction of (X, y) held out to score trials, or (X_val, y_val).
+        validation: how trials are scored: "auto" (3-fold below 100 items, else 20 % held
+            out), a fraction held out, a number of folds k (each trial fits k times and
+            scores the mean), or a pair (X_val, y_val).
         ensemble: k >= 2 also refits the k best trials (k seeds of the best where fewer
             trials finished) into an EnsembleClassifier / EnsembleRegressor.
         run_dir: keeps the study (study.journal), leaderboard.csv, leaderboard.png,
             best_params.yaml and the saved ensemble there; None: in memory only.
         resume: continue the search in `run_dir` (its finished trials are kept).
+        seed: seeds the sampler (each trial trains with the estimator's own seed).
         trials: at most this many trials in this call (None: as many as the budget allows).
     Raises InputError for a budget <= 0, ConfigError for an unknown search-space key.
     """
@@ -156,14 +173,14 @@ def tune(
     ):
         raise InputError(f"trials must be None or an int >= 1, got {trials!r}")
     searched = spaces.resolve(est, space)
-    data = _split(est, X, y, validation)
+    folds = _folds(est, X, y, validation)
     optuna = import_optuna()
     run_dir = None if run_dir is None else Path(run_dir)
     study = open_study(optuna, run_dir, resume, seed, spaces.describe(searched))
     deadline = time.monotonic() + seconds
     progress = _Progress(verbose, seconds)
     try:
-        study.optimize(Objective(est, searched, data, deadline, optuna), n_trials=trials,
+        study.optimize(Objective(est, searched, folds, deadline, optuna), n_trials=trials,
                        timeout=seconds, callbacks=[progress], gc_after_trial=False)  # fmt: skip
     finally:
         progress.close()
