@@ -12,7 +12,9 @@ inside each round (speed.py's `timed_rounds`, process CPU time with one thread):
     packed   torch.nn.LSTM / GRU / RNN on a PackedSequence of the mid lengths, / torch
              padded: the route the torch documentation gives for variable lengths
 Target: mid <= 1.15 for every config; short < 1 (cheaper than padded).
-Writes lengths.md and lengths.json to --out.
+Also one training epoch of a 2-layer LSTM over ragged sequences (lengths 10-200) with the
+estimators' batches bucketed by length (their default when shuffling) against plain
+shuffled batches. Writes lengths.md and lengths.json to --out.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed  # noqa: E402  (its sizes, builders and timer)
+
+from deeprnn import DeepRNN  # noqa: E402
 
 CONFIGS = ("lstm", "gru", "rnn", "skip", "bidirectional", "ln_lstm")
 MID_TARGET = 1.15
@@ -88,6 +93,39 @@ def bench(config: str, size_name: str, size, repeats: int) -> dict:
     }  # fmt: skip
 
 
+def bench_bucketing(n: int, max_len: int, repeats: int) -> dict:
+    """ms of one epoch (forward + backward + SGD over every batch of 32) with bucketed and
+    with plain shuffled batches of the same sequences, and the padded steps of each."""
+    from deeprnn.data import batches
+
+    rng = np.random.default_rng(0)
+    seqs = [rng.standard_normal((int(t), 16)).astype(np.float32)
+            for t in rng.integers(max(1, max_len // 20), max_len + 1, n)]  # fmt: skip
+    torch.manual_seed(0)
+    net = DeepRNN(16, 64, num_layers=2)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+
+    def epoch(bucket: bool):
+        def run():
+            for x, lengths, _ in batches(seqs, batch_size=32, seed=1, bucket=bucket):
+                net(x, lengths=lengths)[0].square().mean().backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+        return run
+
+    times = speed.timed_rounds({"bucket": epoch(True), "plain": epoch(False)},
+                               {"bucket": repeats, "plain": repeats})  # fmt: skip
+    steps = {}
+    for b in (True, False):
+        padded = batches(seqs, batch_size=32, seed=1, bucket=b)
+        steps[b] = sum(x.shape[0] * x.shape[1] for x, _, _ in padded)
+    return {"n": n, "max_len": max_len, "bucket_ms": 1e3 * statistics.median(times["bucket"]),
+            "plain_ms": 1e3 * statistics.median(times["plain"]),
+            "ratio": statistics.median(a / b for a, b in zip(times["bucket"], times["plain"])),
+            "padded_steps_ratio": steps[True] / steps[False]}  # fmt: skip
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
@@ -109,6 +147,12 @@ def markdown(report: dict) -> str:
             f"| {packed} | {'yes' if r['mid_ratio'] <= r['target'] else 'NO'} "
             f"| {'yes' if r['short_ratio'] < 1 else 'NO'} |"
         )
+    b = report.get("bucketing")
+    if b:
+        lines += ["", f"One epoch over {b['n']} sequences of 10-{b['max_len']} steps (2-layer "
+                  "LSTM, 16 -> 64, batches of 32): bucketed by length / plain shuffled = "
+                  f"{b['ratio']:.2f} ({b['bucket_ms']:.0f} vs {b['plain_ms']:.0f} ms; padded "
+                  f"steps {b['padded_steps_ratio']:.2f}x)."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -138,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             r = rows[-1]
             print(f"{size_name} {config}: mid {r['mid_ratio']:.2f}x, short "
                   f"{r['short_ratio']:.2f}x padded", flush=True)  # fmt: skip
+    bucketing = bench_bucketing(64, 30, 1) if args.quick else bench_bucketing(512, 200, 3)
     report = {"machine": speed.machine(), "repeats": repeats, "rows": rows,
-              "wall_s": time.perf_counter() - start}  # fmt: skip
+              "bucketing": bucketing, "wall_s": time.perf_counter() - start}  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "lengths_quick" if args.quick else "lengths"

@@ -30,20 +30,32 @@ CALL_COST = 100.0
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
-def segment_ends(lengths: list[int], call_cost: float = CALL_COST) -> list[int]:
+def segment_ends(
+    lengths: list[int], call_cost: float = CALL_COST, recompute: bool = False
+) -> list[int]:
     """Ascending ends of the kernel calls for these lengths, the cheapest cut of time:
-    a segment (s, e] costs `call_cost` + (rows longer than s) x (e - s) row-steps, and
-    every end is a length (the longest always is one). Exact dynamic programme over the
-    distinct lengths (at most B of them)."""
+    a segment (s, e] costs `call_cost` + (rows longer than s) x (e - s) row-steps, plus,
+    with `recompute` (an LSTM, whose c is recomputed for rows ending inside a segment),
+    the n - s steps of each row that ends at n inside it. Every end is a length (the
+    longest always is one). Exact dynamic programme over the distinct lengths."""
     ends = sorted({n for n in lengths if n > 0})
     if not ends:
         return []
     points = [0, *ends]
     longer = [sum(n > p for n in lengths) for p in points]  # rows running after each point
+    # Rows ending exactly at points[k]: longer[k-1] - longer[k]; prefix sums of their count
+    # and of their steps make the recompute term of any segment O(1).
+    count, steps = [0.0] * len(points), [0.0] * len(points)
+    for k in range(1, len(points)):
+        ending = longer[k - 1] - longer[k]
+        count[k], steps[k] = count[k - 1] + ending, steps[k - 1] + ending * points[k]
     best, back = [0.0] + [float("inf")] * len(ends), [0] * len(points)
     for j in range(1, len(points)):
         for i in range(j):
             cost = best[i] + call_cost + longer[i] * (points[j] - points[i])
+            if recompute and j - 1 > i:  # rows ending at points[i+1 .. j-1]
+                inside = count[j - 1] - count[i]
+                cost += steps[j - 1] - steps[i] - points[i] * inside
             if cost < best[j]:
                 best[j], back[j] = cost, i
     cut, j = [], len(ends)
@@ -74,7 +86,7 @@ def forward_ragged(
     sorted_len = lengths.index_select(0, order).tolist()
     parts = state if lstm else (state,)
     carry = [s.index_select(1, order.to(s.device)) for s in parts]  # each (1, B, H)
-    ends = segment_ends(sorted_len, CALL_COST * 4 / GATES[cell])  # cheaper steps: fewer calls
+    ends = segment_ends(sorted_len, CALL_COST * 4 / GATES[cell], recompute=lstm)
     starts = [0, *ends[:-1]]
     # One split in time: slicing each segment out of the whole x would zero-fill a gradient
     # of the whole x per segment in backward.

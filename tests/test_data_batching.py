@@ -148,3 +148,17 @@ def test_batches_errors():
         next(batches(X, lengths=[1, 1, 1, 1]))
     with pytest.raises(TypeError, match="y holds <U1 values"):
         next(batches(X, np.array(list("abcd"))))
+
+
+def test_bucketed_shuffled_epochs_see_every_index_once():
+    from deeprnn.estimators.inputs import Loader
+
+    X = _ragged(n=203, features=2, seed=7)
+    loader = Loader(X, np.arange(203), batch_size=8, shuffle=True, seed=3)
+    epochs = []
+    for epoch in range(3):
+        loader.set_epoch(epoch)
+        seen = [int(i) for _, _, yb in loader for i in yb]
+        assert sorted(seen) == list(range(203))  # each index exactly once
+        epochs.append(seen)
+    assert epochs[0] != epochs[1] != epochs[2]  # a new order every epoch

@@ -10,9 +10,13 @@ from deeprnn import ragged
 from tests.helpers import assert_matches_reference, assert_same_outputs_and_grads
 
 
-def _cut_cost(lengths, ends, call_cost):
+def _cut_cost(lengths, ends, call_cost, recompute=False):
     starts = [0, *ends[:-1]]
-    return sum(call_cost + sum(n > s for n in lengths) * (e - s) for s, e in zip(starts, ends))
+    cost = 0.0
+    for s, e in zip(starts, ends):
+        cost += call_cost + sum(n > s for n in lengths) * (e - s)
+        cost += recompute * sum(n - s for n in lengths if s < n < e)
+    return cost
 
 
 def test_segment_ends_is_the_cheapest_cut():
@@ -22,11 +26,14 @@ def test_segment_ends_is_the_cheapest_cut():
     assert ragged.segment_ends([0, 0]) == []
     distinct = [2, 3, 7, 9, 11]
     for call_cost in (1, 4, 10, 30):  # against every subset of the distinct lengths
-        got = ragged.segment_ends(lengths, call_cost)
-        assert got[-1] == 12
-        for mask in range(2 ** len(distinct)):
-            ends = [n for k, n in enumerate(distinct) if mask >> k & 1] + [12]
-            assert _cut_cost(lengths, got, call_cost) <= _cut_cost(lengths, ends, call_cost)
+        for recompute in (False, True):
+            got = ragged.segment_ends(lengths, call_cost, recompute)
+            assert got[-1] == 12
+            for mask in range(2 ** len(distinct)):
+                ends = [n for k, n in enumerate(distinct) if mask >> k & 1] + [12]
+                assert _cut_cost(lengths, got, call_cost, recompute) <= _cut_cost(
+                    lengths, ends, call_cost, recompute
+                )
 
 
 def _lengths(batch: int, time: int, seed: int) -> torch.Tensor:
