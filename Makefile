@@ -2,6 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+EXTRAS := dev,export,tune
 
 .PHONY: setup demo test lint bench docs clean
 
@@ -10,8 +11,11 @@ $(BIN)/python:
 
 # torch comes from the local CPU wheel when none is importable (a bare `torch` would pull a CUDA build).
 setup: $(BIN)/python
-	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,export,tune]"
+	@$(BIN)/python -c "import torch" 2>/dev/null || { \
+	  echo "make setup: installing torch==2.13.0 (the CPU wheel; about a minute) into $(VENV)"; \
+	  $(BIN)/pip install torch==2.13.0; }
+	@echo "make setup: installing deeprnn (editable) with the extras $(EXTRAS) into $(VENV)"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 
 demo: setup
 	$(BIN)/deeprnn demo

@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a trained run on its test part or other data")
     p.add_argument("run_dir", help="a directory written by `deeprnn train`")
     p.add_argument("--data", help="a bundled dataset name or a file (None: the run's data)")
+    p.add_argument("--json", action="store_true",
+                   help="print {metrics, baselines} as JSON instead of a table")  # fmt: skip
 
     p = sub.add_parser("predict", help="predict with a trained run")
     p.add_argument("run_dir", help="a directory written by `deeprnn train`")

@@ -14,6 +14,7 @@ from deeprnn.errors import InputError
 from deeprnn.export import signature
 from deeprnn.runs import inside
 from deeprnn.tasks import Outcome, evaluate_task, predict_file
+from deeprnn.tasks.registry import BASELINE_EVALUATORS
 
 DEMO_CONFIG = {
     "task": "forecast",
@@ -77,10 +78,23 @@ def _data_arg(text: str, base: DataConfig) -> DataConfig:
 
 
 def evaluate(args) -> int:
+    """Score the run on its test part (baselines as train scored them) or on --data."""
     cfg, est = runs.load_run(args.run_dir)
+    baselines, note = {}, ""
     if args.data:
         cfg = RunConfig(task=cfg.task, data=_data_arg(args.data, cfg.data), model=cfg.model)
-    print(json.dumps(evaluate_task(cfg, est), indent=2))
+        if cfg.task in BASELINE_EVALUATORS:
+            baselines = BASELINE_EVALUATORS[cfg.task](cfg)
+        else:
+            note = f"(the {cfg.task} baselines are fitted models: `deeprnn train` scores them)"
+    else:
+        saved = Path(args.run_dir) / "metrics.json"
+        baselines = json.loads(saved.read_text(encoding="utf-8")).get("baselines", {})
+    metrics = evaluate_task(cfg, est)
+    if args.json:
+        print(json.dumps({"metrics": metrics, "baselines": baselines}, indent=2))
+    else:
+        print(_table(Outcome(metrics, baselines)) + (f"\n{note}" if note else ""))
     return 0
 
 

@@ -72,7 +72,7 @@ class TrainConfig:
     min_delta: float = 0.0  # the least change of `monitor` that counts as an improvement
     restore_best: bool = True  # with early stopping: fit ends with the best weights
     checkpoint_every: int = 1  # epochs between checkpoints (when fit has a run_dir)
-    verbose: int = 1  # 0: silent; 1: a progress bar per epoch when stderr is a terminal
+    verbose: int = 1  # 0: silent; 1: a bar per epoch on a terminal, else one line per epoch
     max_bad_steps: int | None = 10  # stop after this many skipped (non-finite) updates in a row
     bad_step_lr_factor: float = 1.0  # multiply lr by this at every skipped update (1: keep it)
     grad_norm_warning: float | None = 1e3  # warn (once an epoch) when a gradient norm exceeds it

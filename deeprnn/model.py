@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from deeprnn.errors import InputError, InputTypeError
+from deeprnn.explanation import Explanation
 from deeprnn.frontend import ConvFrontend
 from deeprnn.heads import Head
 
@@ -76,10 +77,10 @@ class SequenceModel(nn.Module):
         out, state = self.body(x, state, lengths)
         return self.head.logits(out, lengths), state
 
-    def explain(self) -> list[dict]:
+    def explain(self) -> Explanation:
         """One row per part that runs: the front end's blocks (convolution, norm, pool, length
-        rule), then the body's layers (cell, which path runs it, and why)."""
-        rows = []
+        rule), then the body's layers (cell, which path runs it, and why); prints as a table."""
+        rows = Explanation()
         if self.frontend is not None:
             rows += [{"part": "frontend", **row} for row in self.frontend.explain()]
         if hasattr(self.body, "explain"):

@@ -24,27 +24,57 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+# Panels of the training curves: metric families that share a unit share an axis.
+FAMILIES = {
+    "loss": ("loss",),
+    "error (units of the target)": ("mae", "rmse", "mse"),
+    "percentage error (%)": ("mape", "smape"),
+    "score (0-1, higher is better)": ("accuracy", "f1", "f1_macro", "f1_micro", "precision",
+                                      "recall", "auc"),
+    "bits per character": ("bpc",),
+    "perplexity": ("perplexity",),
+}  # fmt: skip
+# Per-epoch bookkeeping, not metrics: never drawn among them.
+NOT_METRICS = ("epoch", "seconds", "lr", "grad_norm", "max_grad_norm", "skipped_steps")
+
+
+def _family(name: str) -> str:
+    base = name.removeprefix("val_").removeprefix("train_")
+    if base.endswith("loss"):
+        return "loss"
+    for family, members in FAMILIES.items():
+        if base in members:
+            return family
+    return base  # an unknown metric gets a panel of its own
+
+
+def metric_panels(history: Mapping[str, Sequence[float]]) -> dict[str, dict[str, np.ndarray]]:
+    """{panel title: {metric: values}} as `training_curves` draws them, loss first."""
+    panels: dict[str, dict[str, np.ndarray]] = {}
+    for name, values in history.items():
+        if name in NOT_METRICS or name.endswith(("_count", "_steps")) or not _numeric(values):
+            continue
+        panels.setdefault(_family(name), {})[name] = np.asarray(values, dtype=float)
+    return {"loss": panels.pop("loss"), **panels} if "loss" in panels else panels
+
+
 def training_curves(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
-    """Loss (left) and every other per-epoch metric (right) against the epoch.
+    """One panel per metric family (loss; errors; percentage errors; scores in 0-1; ...)
+    against the epoch, so metrics of different units never share an axis.
 
     `history` maps a metric name ("train_loss", "val_loss", "val_accuracy", ...) to one
-    value per epoch; keys ending in "loss" go to the left panel.
+    value per epoch; counters and bookkeeping (NOT_METRICS: lr, grad_norm, skipped_steps,
+    seconds) are left out. Metrics are drawn as recorded: the forecaster records its
+    validation errors in the series' units; the loss is on the scale the network trains on.
     """
-    series = {k: np.asarray(v, dtype=float) for k, v in history.items() if _numeric(v)}
-    losses = {k: v for k, v in series.items() if k.endswith("loss")}
-    others = {k: v for k, v in series.items() if not k.endswith("loss") and k != "epoch"}
-    others = {k: v for k, v in others.items() if not k.endswith(("seconds", "lr", "grad_norm"))}
-    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(10 if others else 6, 4))
-    axes = np.atleast_1d(axes)
-    for name, values in losses.items():
-        axes[0].plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=name)
-    axes[0].set(xlabel="epoch", ylabel="loss", title="Loss")
-    axes[0].legend()
-    if others:
-        for name, values in others.items():
-            axes[1].plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=name)
-        axes[1].set(xlabel="epoch", title="Metrics")
-        axes[1].legend()
+    panels = metric_panels(history)
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 1, 4), squeeze=False)
+    for ax, (family, series) in zip(axes[0], panels.items()):
+        for name, values in series.items():
+            ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=name)
+        ax.set(xlabel="epoch", title=family[:1].upper() + family[1:])
+        ax.legend()
     return _save(fig, path)
 
 

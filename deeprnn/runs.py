@@ -7,7 +7,7 @@ RUN_DIR/
   history.csv      every metric of every epoch
   metrics.json     test metrics of the model and of the baselines
   plots/*.png      training curves and the task's pictures
-  report.md        a short report with the final figures
+  report.md        a short report with the final figures (report.html: the same, for a browser)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from deeprnn import distributed, plots
+from deeprnn import distributed, plots, report_html
 from deeprnn.config import TASK_DATA_KEYS, DataConfig, RunConfig
 from deeprnn.config_io import (
     ConfigError,
@@ -204,7 +204,11 @@ def train(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, ver
     summary = {"task": cfg.task, "metrics": outcome.metrics, "baselines": outcome.baselines}
     # Written like checkpoints (temp file, fsync, rename): a crash leaves old or new, never half.
     atomic_write(run_dir / "metrics.json", json.dumps(summary, indent=2).encode("utf-8"))
-    atomic_write(run_dir / "report.md", report(cfg, outcome, run_dir, history).encode("utf-8"))
+    stop = getattr(getattr(est, "history_", None), "stop", None)
+    text = report(cfg, outcome, run_dir, history, stop, describe_model(est))
+    atomic_write(run_dir / "report.md", text.encode("utf-8"))
+    page = report_html.to_html(text, f"deeprnn run: {cfg.task}")
+    atomic_write(run_dir / "report.html", page.encode("utf-8"))
     return run_dir, est, outcome
 
 
@@ -246,13 +250,34 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def report(cfg: RunConfig, outcome: Outcome, run_dir: Path, history: dict) -> str:
-    """The Markdown report: task, data, model vs baselines table, pictures, notes."""
+def describe_model(est) -> list[str]:
+    """Report lines: the network as the console prints it, its size, the kernel per layer."""
+    model = getattr(est, "model_", None)
+    if model is None:
+        return []
+    lines = ["## Model", "", "```", str(model), "```", "",
+             f"Parameters: {sum(p.numel() for p in model.parameters()):,}", ""]  # fmt: skip
+    if hasattr(model, "explain"):
+        lines += [
+            "Which code runs each part (`net.explain()`):",
+            "",
+            model.explain().markdown(),
+            "",
+        ]
+    return lines
+
+
+def report(cfg: RunConfig, outcome: Outcome, run_dir: Path, history: dict,
+           stop: dict | None = None, model_lines: list[str] = ()) -> str:  # fmt: skip
+    """The Markdown report: task, data, how training ended, model vs baselines table,
+    pictures, the model's description, notes."""
     source = cfg.data.dataset or cfg.data.path
     names = list(outcome.metrics)
     lines = [f"# deeprnn run: {cfg.task}", "", f"Data: `{source}`", ""]
     if history.get("train_loss"):
         lines += [f"Epochs trained: {len(history['train_loss'])}", ""]
+    if stop is not None:
+        lines += [f"Training: {stop['message']}.", ""]
     lines += ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     rows = {"deeprnn": outcome.metrics, **outcome.baselines}
     for model, values in rows.items():
@@ -260,7 +285,7 @@ def report(cfg: RunConfig, outcome: Outcome, run_dir: Path, history: dict) -> st
     lines.append("")
     for picture in outcome.plots:
         lines += [f"![{picture.stem}]({_relative(picture, run_dir)})", ""]
-    return "\n".join(lines + outcome.notes) + "\n"
+    return "\n".join(lines + list(model_lines) + outcome.notes) + "\n"
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, RNNEstimator]:

@@ -30,6 +30,7 @@ from deeprnn.errors import (
     check_lengths,
     check_sequence_batch,
 )
+from deeprnn.explanation import Explanation
 from deeprnn.kernels.noise import dropout_rate, zoneout_pair
 from deeprnn.layer import RecurrentLayer, native_stack_forward
 
@@ -192,9 +193,10 @@ class DeepRNN(nn.Module):
         widths = [layer.output_size for layer in self.layers]
         return sum(widths) if self.config.outputs == "all" else widths[-1]
 
-    def explain(self) -> list[dict]:
-        """For each layer: its cell, which path runs it ("native" | "fused" | "loop"), and why."""
-        rows = []
+    def explain(self) -> Explanation:
+        """For each layer: its cell, which path runs it ("native" | "fused" | "loop"), and why
+        (a list of dicts that prints as a table)."""
+        rows = Explanation()
         for i, layer in enumerate(self.layers):
             path, why = layer.explain()
             rows.append({"layer": i, "cell": layer.cell.kind, "path": path, "reason": why})

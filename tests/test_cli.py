@@ -38,10 +38,18 @@ def test_train_writes_the_run_directory(forecast_run, capsys):
 
 
 def test_evaluate_and_predict(forecast_run, tmp_path, capsys):
-    assert main(["evaluate", str(forecast_run)]) == 0
+    assert main(["evaluate", str(forecast_run), "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
-    saved = json.loads((forecast_run / "metrics.json").read_text())["metrics"]
-    assert scores["mae"] == pytest.approx(saved["mae"], rel=1e-5)
+    saved = json.loads((forecast_run / "metrics.json").read_text())
+    assert scores["metrics"]["mae"] == pytest.approx(saved["metrics"]["mae"], rel=1e-5)
+    assert scores["baselines"] == saved["baselines"]  # the same test part
+    assert main(["evaluate", str(forecast_run)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["model", "mae", "rmse", "mape", "smape"]
+    assert [r.split()[0] for r in table[1:]] == ["deeprnn", "seasonal_naive", "naive"]
+    assert main(["evaluate", str(forecast_run), "--data", "airline_passengers", "--json"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["baselines"]["naive"]["mae"] == pytest.approx(saved["baselines"]["naive"]["mae"])
     series = tmp_path / "s.csv"
     write(series, "value\n" + "\n".join(str(float(v)) for v in np.arange(40) % 12))
     out = tmp_path / "pred.csv"

@@ -69,8 +69,8 @@ def test_train_writes_the_run_and_prints_the_baselines(tagging_run):
 def test_evaluate_and_predict_the_run(tagging_run, tmp_path, capsys):
     run_dir, _ = tagging_run
     capsys.readouterr()
-    assert main(["evaluate", str(run_dir)]) == 0
-    scores = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(run_dir), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)["metrics"]
     saved = json.loads((run_dir / "metrics.json").read_text())["metrics"]
     assert scores["accuracy"] == pytest.approx(saved["accuracy"], rel=1e-6)
     waves = load_dataset("switching_waves", n_train=1, n_test=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import numpy as np
 import pytest
@@ -254,15 +255,42 @@ def test_schedules_change_the_learning_rate_as_documented():
     assert _lrs(plateau) == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.025])
 
 
-def test_progress_is_quiet_without_a_terminal(capsys):
+def test_progress_without_a_terminal_is_one_plain_line_per_epoch(capsys):
     class Tty:
         def isatty(self):
             return True
 
     assert bar_enabled(1, Tty()) and not bar_enabled(0, Tty())
     x, y = sign_task(n=8)
-    fit(classifier(), [(x, None, y)], config=TrainConfig(epochs=1, verbose=1))
+    fit(classifier(), [(x, None, y)], config=TrainConfig(epochs=2, verbose=1))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and "\r" not in "".join(lines)  # no bar redrawing in a log
+    assert re.fullmatch(r"epoch 2/2: train_loss [\d.e+-]+, \d+ samples/s, [\d.]+ s", lines[1])
+    fit(classifier(), [(x, None, y)], config=TrainConfig(epochs=2, verbose=0))
     assert capsys.readouterr().err == ""
+
+
+def test_early_stopping_says_why_in_the_history_and_on_stderr(capsys):
+    x, y = sign_task(n=16)
+    config = TrainConfig(epochs=30, patience=2, min_delta=10.0, monitor="val_loss", verbose=1)
+    history = fit(classifier(), [(x, None, y)], [(x, None, y)], config)  # no epoch gains 10
+    stop = history.stop
+    assert stop["reason"] == "early_stopping" and stop["epoch"] == 3 and stop["best_epoch"] == 1
+    expected = "early stopping at epoch 3 of 30: val_loss did not improve for 2 epochs "
+    assert stop["message"].startswith(expected + "(patience=2); best epoch 1 (val_loss ")
+    assert "fit: early stopping at epoch 3 of 30" in capsys.readouterr().err
+    done = fit(classifier(), [(x, None, y)], config=TrainConfig(epochs=2, verbose=0))
+    assert done.stop["reason"] == "completed" and done.stop["message"] == "trained all 2 epochs"
+
+
+def test_history_reads_like_a_mapping_and_a_data_frame():
+    x, y = sign_task(n=8)
+    history = fit(classifier(), [(x, None, y)], config=TrainConfig(epochs=3, verbose=0))
+    assert "train_loss" in history and "nope" not in history and len(history) == 3
+    assert list(history) == history.keys() and dict(history.items())["epoch"] == [1, 2, 3]
+    assert history.get("nope", 5) == 5 and history.values()[0] == [1, 2, 3]
+    frame = history.to_frame()
+    assert list(frame.index) == [1, 2, 3] and frame["train_loss"].tolist() == history["train_loss"]
 
 
 def test_bad_arguments_are_explained():

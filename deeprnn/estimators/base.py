@@ -55,7 +55,8 @@ class RNNEstimator(BaseEstimator):
     1-D conv blocks before the recurrent stack (None: none).
     Training (`deeprnn.train.fit`): epochs, batch_size, lr, optimizer, clip_norm (global
     gradient norm; None: off), seed (weights, shuffling, dropout and sampling), verbose (1: a
-    progress bar per epoch on a terminal), device ("cpu", "cuda", "cuda:N" or "auto").
+    progress bar per epoch when stderr is a terminal, else one plain line per epoch and every
+    30 s, for logs, CI and notebooks), device ("cpu", "cuda", "cuda:N" or "auto").
     Reliability (see `deeprnn.train.guard`): checkpoint_dir and resume, keep_checkpoints;
     updates with a non-finite loss or gradient are skipped (bad_step_lr_factor < 1 lowers the
     lr at each) and max_bad_steps of them in a row stop training with a TrainingError.
@@ -90,7 +91,7 @@ class RNNEstimator(BaseEstimator):
     validation_fraction: float = 0.1  # held out for early stopping; 0: none
     patience: int | None = 10  # epochs without a lower validation loss before stopping
     seed: int = 0  # seeds weights, shuffling, dropout (and sampling, for generate)
-    verbose: int = 0  # 0: silent; 1: a progress bar per epoch when stderr is a terminal
+    verbose: int = 0  # 0: silent; 1: a bar per epoch on a terminal, else one line per epoch
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" | "auto" (cuda when available)
     checkpoint_dir: str | None = None  # write a training checkpoint here after every epoch
     resume: bool = False  # continue from the last checkpoint in checkpoint_dir, if any
@@ -121,7 +122,7 @@ class RNNEstimator(BaseEstimator):
         for f in dataclasses.fields(self):
             if f.init:
                 _coerce(hints[f.name], python_value(getattr(self, f.name)), f.name)
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size: expected an int >= 1, got {self.batch_size}")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed: expected an int in [0, 2**32), got {self.seed}")

@@ -15,6 +15,8 @@ from deeprnn.data.series import _as_series, _positive_int
 from deeprnn.errors import InputError
 from deeprnn.estimators.base import RNNEstimator
 from deeprnn.estimators.inputs import Loader
+from deeprnn.train import predict
+from deeprnn.train.metrics import regression_metrics
 
 
 def _columns(x: Any, name: str) -> np.ndarray:
@@ -90,6 +92,8 @@ class Forecaster(RNNEstimator):
             offset = self._offset(x)
             x[:, :, : self.n_series_] -= offset
             y_ = y_.reshape(len(y_), horizon, -1) - offset
+            if not shuffle:
+                return _Validation(self, x, y_.reshape(len(y_), -1), offset)
             return Loader(x, y_.reshape(len(y_), -1), self.batch_size, shuffle, self.seed)
 
         # Validation windows read the lookback steps before the held-out part as history.
@@ -101,6 +105,12 @@ class Forecaster(RNNEstimator):
                 "activation": None}  # fmt: skip
         self._train(spec, "regression", windows(0, n_train, True), val)
         return self
+
+    def _units(self, out: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """Network outputs or targets (N, horizon * n_series) back in the units of y."""
+        z = out.reshape(len(out), self.horizon, self.n_series_) + offset
+        z = self.scaler_.inverse_transform(z.reshape(-1, self.n_series_))
+        return np.exp(z) if self.log else z
 
     def _split_point(self, steps: int) -> int:
         """Steps used for training; the rest (at least one horizon) validates."""
@@ -237,3 +247,17 @@ class Forecaster(RNNEstimator):
         truth = _columns(y, "y")
         pred = self.predict(horizon=len(truth), X_future=X)
         return -float(np.mean(np.abs(truth - pred.reshape(truth.shape))))
+
+
+class _Validation(Loader):
+    """The validation windows; `metrics` scores them in the units of y (after the offset,
+    scaling and log are undone), so the history's val_mae / val_mape read like the test's."""
+
+    def __init__(self, est: Forecaster, x: np.ndarray, y: np.ndarray, offset: np.ndarray):
+        super().__init__(x, y, est.batch_size, False, est.seed)
+        self.est, self.offset = est, offset
+        self.truth = est._units(np.asarray(y, dtype=np.float64), offset)
+
+    def metrics(self, model) -> dict[str, float]:
+        out = predict(model, self, activate=False).astype(np.float64)
+        return regression_metrics(self.truth, self.est._units(out, self.offset))

@@ -151,9 +151,17 @@ class FloatSequences:
             scaler = SeriesScaler().fit(np.concatenate(seqs)) if self.standardize else None
             self.input_scaler_ = scaler
         elif features != self.n_features_in_:
+            shape = np.shape(X) if isinstance(X, np.ndarray) else ()
+            hint = ""
+            if len(shape) == 2 and shape[1] == self.n_features_in_:  # one (T, F) sequence?
+                hint = (
+                    f"; a 2-D array {shape} is read as {shape[0]} sequences of {shape[1]} "
+                    f"steps with 1 feature: if it is one sequence of {shape[0]} steps with "
+                    f"{shape[1]} features, pass a list [x] for one sequence (or x[None])"
+                )
             raise InputError(
                 f"X has {features} features per step but the estimator was fitted on "
-                f"{self.n_features_in_}"
+                f"{self.n_features_in_}{hint}"
             )
         if self.input_scaler_ is not None:
             seqs = [self.input_scaler_.transform(s) for s in seqs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,32 @@ class _Stream:
         yield x, None, y
 
 
+MIN_UPDATES = 8  # updates per epoch below which a text is too short for its batch x window
+MAX_ROWS, MAX_BPTT = 32, 64  # what the sizing from the text grows to on long texts
+
+
+def stream_sizes(n: int, batch_size: int | None, bptt_steps: int | None) -> tuple[int, int]:
+    """(rows, bptt) for n training characters: None picks a size from n, so that one epoch
+    makes at least MIN_UPDATES updates (rows x bptt <= n / MIN_UPDATES) where n allows;
+    a text too short for the sizes (given or picked) warns with what to change."""
+    bptt = (max(4, min(MAX_BPTT, n // (2 * MIN_UPDATES))) if bptt_steps is None
+            else _positive_int("bptt_steps", bptt_steps))  # fmt: skip
+    rows = (max(1, min(MAX_ROWS, n // (bptt * MIN_UPDATES))) if batch_size is None
+            else _positive_int("batch_size", batch_size))  # fmt: skip
+    rows_used = max(1, min(rows, (n - 1) // bptt))  # as _Stream cuts the text
+    updates = -(-((n - 1) // rows_used) // bptt)
+    if updates < MIN_UPDATES:
+        warnings.warn(
+            f"the text gives {n} training characters: batch_size={rows} rows x "
+            f"bptt_steps={bptt} make {updates} update(s) per epoch, too few to learn "
+            f"from (>= {MIN_UPDATES} expected); leave batch_size / bptt_steps as None to size "
+            "them from the text, make them smaller, or pass a longer text",
+            UserWarning,
+            stacklevel=3,
+        )
+    return rows, bptt
+
+
 @dataclass(eq=False, repr=False, kw_only=True)
 class CharLanguageModel(RNNEstimator):
     """A character-level language model: embedding -> DeepRNN -> softmax over characters.
@@ -78,13 +105,17 @@ class CharLanguageModel(RNNEstimator):
     Characters unseen at fit time in a prompt or a scored text raise InputError naming
     them: the model has no probability for them.
     Args (besides RNNEstimator's; bidirectional must stay False): embedding_dim,
-    bptt_steps. Learned: model_, vocab_ (characters), unigram_, history_.
+    bptt_steps; batch_size and bptt_steps left None are sized from the text (up to 32 rows
+    of 64 characters, smaller where that leaves fewer than 8 updates an epoch), and a text
+    too short for the sizes warns. Learned: model_, vocab_ (characters), unigram_,
+    batch_size_ and bptt_steps_ (the sizes used), history_.
     """
 
     embedding_dim: int = 32  # width of the character vectors
-    bptt_steps: int = 64  # characters per truncated-BPTT update
+    bptt_steps: int | None = None  # characters per truncated-BPTT update; None: from the text
+    batch_size: int | None = None  # rows of the text stream; None: sized from the text
 
-    _learned = ("vocab_", "unigram_")
+    _learned = ("vocab_", "unigram_", "batch_size_", "bptt_steps_")
 
     def fit(self, X: Any, y: Any = None) -> CharLanguageModel:
         """Learn from the text X (y is ignored); returns self."""
@@ -97,7 +128,6 @@ class CharLanguageModel(RNNEstimator):
                 "padding would let step t read the characters after it (nor can it generate "
                 "one step at a time); frontend must be None"
             )
-        bptt = _positive_int("bptt_steps", self.bptt_steps)
         stream = _stream(X, "X")
         chars = list(stream)
         self.vocab_ = Vocabulary.build([chars])
@@ -110,6 +140,10 @@ class CharLanguageModel(RNNEstimator):
                 f"validation_fraction={f}; pass a longer text"
             )
         train_ids = ids[: len(ids) - n_val]
+        self.batch_size_, self.bptt_steps_ = stream_sizes(
+            len(train_ids), self.batch_size, self.bptt_steps
+        )
+        rows, bptt = self.batch_size_, self.bptt_steps_
         counts = np.bincount(train_ids, minlength=len(self.vocab_))
         self.unigram_ = counts / counts.sum()
         # The held-out part starts one character early: its first target follows training.
@@ -117,7 +151,7 @@ class CharLanguageModel(RNNEstimator):
         size = len(self.vocab_)
         spec = {"n_inputs": self.embedding_dim, "vocab_size": size, "n_outputs": size,
                 "pooling": "every", "activation": "softmax"}  # fmt: skip
-        train = _Stream(train_ids, self.batch_size, bptt, self.seed)
+        train = _Stream(train_ids, rows, bptt, self.seed)
         self._train(spec, "lm", train, val, tbptt_k1=bptt)
         return self
 

@@ -32,6 +32,8 @@ _OBJECTS = {"__vocabulary__": Vocabulary, "__scaler__": SeriesScaler, "__history
 
 def encode(value: Any) -> Any:
     """A JSON-able form of `value` that `decode` turns back into an equal value."""
+    if isinstance(value, History):  # its columns, and why training stopped
+        return {"__history__": value.to_dict(), "stop": encode(value.stop)}
     for tag, kind in _OBJECTS.items():
         if isinstance(value, kind):
             return {tag: value.to_dict()}
@@ -62,7 +64,10 @@ def decode(value: Any) -> Any:
         return value
     for tag, kind in _OBJECTS.items():
         if tag in value:
-            return kind.from_dict(value[tag])
+            obj = kind.from_dict(value[tag])
+            if tag == "__history__":
+                obj.stop = decode(value.get("stop"))
+            return obj
     if "__tuple__" in value:
         return tuple(decode(v) for v in value["__tuple__"])
     if "__array__" in value:

@@ -270,7 +270,9 @@ def _onnx(net: nn.Module, path: Path, x: Tensor, lens: Tensor, meta: dict, lengt
         import onnx
     except ImportError:
         raise DeepRNNError(
-            "ONNX export needs the onnx package: pip install 'deeprnn[export]'"
+            "ONNX export needs the onnx package, which is not installed: pip install onnx "
+            "(in a deeprnn checkout: pip install -e '.[export]', which adds onnxruntime to run "
+            "the file), or export with format='torchscript'"
         ) from None
     names = [i["name"] for i in meta["inputs"]]
     axes = {"x": {0: "batch", 1: "time"}, "lengths": {0: "batch"}}

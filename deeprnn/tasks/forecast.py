@@ -84,6 +84,14 @@ def evaluate(cfg: RunConfig, est: Forecaster) -> dict[str, float]:
     return scores(series[-n_test:], pred)
 
 
+def evaluate_baselines(cfg: RunConfig) -> dict[str, dict[str, float]]:
+    """The baselines' metrics on the held-out end of the configured series."""
+    series = load_series(cfg)
+    n_test = test_count(cfg.data, len(series))
+    base = baselines(series[:-n_test], n_test, cfg.data.season)
+    return {name: scores(series[-n_test:], b) for name, b in base.items()}
+
+
 def predict_file(est: Forecaster, path: Path, column: str | None) -> list[list]:
     """Rows (step, forecast) for the steps after the series in `path`."""
     cfg = RunConfig(task="forecast", data=DataConfig(path=str(path), column=column))

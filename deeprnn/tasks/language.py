@@ -68,6 +68,16 @@ def run(cfg: RunConfig, run_dir: Path, fixed: dict):
     )
 
 
+def evaluate_baselines(cfg: RunConfig) -> dict[str, dict[str, float]]:
+    """Unigram and bigram bits per character on the held-out end of the configured text."""
+    text = load_text(cfg)
+    n_test = test_count(cfg.data, len(text))
+    train, test = text[:-n_test], text[-n_test:]
+    known = "".join(c for c in test if c in set(train))
+    return {"unigram": {"bits_per_char": ngram_bits(train, known, 1)},
+            "bigram": {"bits_per_char": ngram_bits(train, known, 2)}}  # fmt: skip
+
+
 def evaluate(cfg: RunConfig, est: CharLanguageModel) -> dict[str, float]:
     """Bits per character on the held-out end of the configured text."""
     text = load_text(cfg)

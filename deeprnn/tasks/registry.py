@@ -41,6 +41,14 @@ def evaluate_task(cfg: RunConfig, est) -> dict[str, float]:
     return EVALUATORS[cfg.task](cfg, est)
 
 
+# Baselines that `deeprnn evaluate --data` recomputes on other data (cheap ones; the other
+# tasks' baselines are fitted models, scored by `deeprnn train` only).
+BASELINE_EVALUATORS = {
+    "forecast": forecast.evaluate_baselines,
+    "char_lm": language.evaluate_baselines,
+}
+
+
 def predict_file(cfg: RunConfig, est, path: Path, column: str | None = None) -> list[list]:
     """Prediction rows (a header first) for the inputs in a user file."""
     if cfg.task == "forecast":

@@ -43,10 +43,42 @@ class History:
 
     Row keys: epoch, train_loss, lr (of the epoch's last update), grad_norm (mean over the
     epoch's updates, before clipping), seconds, and the validation metrics as val_<name>.
+    Read it as a pandas DataFrame reads: `history["val_loss"]` is a column (a list),
+    `list(history)` / `keys()` the metric names, `items()` the (name, column) pairs,
+    `len(history)` the number of epochs; `to_frame()` gives a real DataFrame (pandas needed).
+    `stop` says why training ended (set by fit; None before): a dict with "reason"
+    ("early_stopping", "callback" or "completed"), "epoch", "epochs", "monitor",
+    "best_epoch", "best", "patience" and a readable "message".
     """
 
-    def __init__(self, rows: Iterable[dict] = ()):
+    def __init__(self, rows: Iterable[dict] = (), stop: dict | None = None):
         self.rows: list[dict] = [dict(r) for r in rows]
+        self.stop = stop
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in r for r in self.rows)
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def items(self) -> list[tuple[str, list]]:
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self) -> list[list]:
+        return [self[k] for k in self.keys()]
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per epoch, indexed by epoch."""
+        import pandas as pd  # optional: only this method needs it
+
+        frame = pd.DataFrame(self.rows)
+        return frame.set_index("epoch") if "epoch" in frame else frame
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} epochs: {', '.join(self.keys())})"
 
     def append(self, row: dict) -> None:
         self.rows.append(dict(row))
@@ -125,6 +157,28 @@ class Monitor:
             if self.patience is not None and self.bad_epochs >= self.patience:
                 self.stopped = True
         return improved
+
+    def stop_record(self, epoch: int, epochs: int, restored: bool) -> dict:
+        """Why training ended after `epoch` of `epochs`, as `History.stop` holds it."""
+        reason = "early_stopping" if self.stopped else "completed"
+        if reason == "completed" and epoch < epochs:
+            reason = "callback"
+        best = ""
+        if self.best_epoch is not None:
+            best = f"; best epoch {self.best_epoch} ({self.metric} {self.best:.4g})"
+            best += ", whose weights were kept" if restored else ""
+        if reason == "early_stopping":
+            message = (
+                f"early stopping at epoch {epoch} of {epochs}: {self.metric} did not improve "
+                f"for {self.patience} epochs (patience={self.patience}){best}"
+            )
+        elif reason == "callback":
+            message = f"stopped at epoch {epoch} of {epochs} by a callback{best}"
+        else:
+            message = f"trained all {epochs} epochs{best}"
+        return {"reason": reason, "epoch": epoch, "epochs": epochs, "monitor": self.metric,
+                "best_epoch": self.best_epoch, "best": self.best, "patience": self.patience,
+                "message": message}  # fmt: skip
 
     def state_dict(self) -> dict:
         keys = ("metric", "mode", "best", "best_epoch", "bad_epochs", "stopped")

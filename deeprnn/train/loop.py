@@ -9,6 +9,9 @@ Updates with a non-finite loss or gradient are skipped and counted, and a run wi
 of them in a row stops with a TrainingError (see `deeprnn.train.guard`); Ctrl-C inside
 `deeprnn.train.interrupt.graceful_interrupt` ends fit after the batch and a checkpoint.
 
+A validation set with a `metrics(model) -> dict` method adds its own metrics to (or replaces
+the generic ones of) every epoch's `val_*` row: the forecaster scores in the series' units.
+
 Full and truncated BPTT: see `deeprnn.train.bptt`. With `stateful=True` the final state of
 a batch starts the next batch when its batch size is the same (else the state restarts
 from zero), and at evaluation too; rows with reset=True start from zero.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -220,6 +224,8 @@ def fit(
         )
         if val is not None:
             scores = evaluate(model, val, task, config) if distributed.is_main() else None
+            if scores is not None and hasattr(val, "metrics"):  # it scores in its own units
+                scores.update(val.metrics(model))
             row.update({f"val_{k}": v for k, v in distributed.broadcast(scores).items()})
         row["seconds"] = time.perf_counter() - start
         history.append(row)
@@ -250,6 +256,9 @@ def fit(
         raise interrupt.TrainingInterrupted(f"training stopped at epoch {epoch} ({saved})")
     if keep_best and best_weights is not None:
         model.load_state_dict(best_weights)
+    history.stop = monitor.stop_record(epoch, config.epochs, keep_best and best_weights is not None)
+    if config.verbose >= 1 and distributed.is_main() and history.stop["reason"] != "completed":
+        print(f"fit: {history.stop['message']}", file=sys.stderr, flush=True)
     final = {"epoch": epoch, "step": step, "history": history, "model": model}
     run_callbacks(callbacks, "fit_end", final)
     return history
