@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 from deeprnn.cli import build_parser, main
-from deeprnn.config import RUN_TASKS
+from deeprnn.config import RUN_TASKS, TASK_DATA_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = ["--set", "model.epochs=1", "--set", "model.hidden_size=4", "--set", "model.num_layers=1"]
 FORECAST = "task: forecast\ndata:\n  dataset: airline_passengers\n  test_size: 12\n"
@@ -61,6 +65,12 @@ def test_rerunning_train_asks_for_force_and_resume_of_a_finished_run_says_so(tmp
     run = ["train", str(cfg), "--run-dir", str(tmp_path / "run"), "--quiet", *TINY]
     assert main(run) == 0
     report = (tmp_path / "run" / "report.md").read_bytes()
+    text = report.decode("utf-8")
+    assert "Training: trained all 1 epochs; best epoch 1 (val_loss " in text
+    assert "## Model" in text and "SequenceModel(" in text and "Parameters: " in text
+    assert (
+        "| part | layer | cell | path | reason |" in text and "| body | 0 | lstm | native |" in text
+    )
     capsys.readouterr()
     assert main(run) == 2
     err = capsys.readouterr().err
@@ -116,3 +126,20 @@ def test_resolved_configs_hold_the_task_keys_only(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "lm"), "--prompt", "ab", "-n", "5", "--no-prompt"]) == 0
     alone = capsys.readouterr().out.rstrip("\n")
     assert len(alone) == 5 and with_prompt == "ab" + alone
+
+
+def test_readme_lists_the_data_keys_each_task_takes():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for task, keys in TASK_DATA_KEYS.items():
+        row = next(line for line in readme.splitlines() if line.startswith("| `") and
+                   f"`{task}`" in line.split("|")[1])  # fmt: skip
+        listed = set(re.findall(r"`(\w+)`", row.split("|")[2]))
+        assert listed == set(keys), (task, listed)
+
+
+def test_make_says_what_it_installs():
+    plan = subprocess.run(["make", "-n", "-B", "setup"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    assert "installing torch==2.13.0 (the CPU wheel; about a minute)" in plan
+    assert "installing deeprnn (editable) with the dev and export extras" in plan
+    assert "pip install -q torch" not in plan  # torch's download shows its progress
