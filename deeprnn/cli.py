@@ -83,7 +83,8 @@ def _task_list() -> str:
     from deeprnn.config import RUN_TASKS, TASK_DATA_KEYS
 
     lines = ["tasks (the config's `task:`) and the keys their `data:` section takes:"]
-    lines += [f"  {t:<25} {', '.join(TASK_DATA_KEYS[t])}" for t in RUN_TASKS]
+    lines += [f"  {t:<25} {', '.join(TASK_DATA_KEYS.get(t, ('dataset', 'path')))}"
+              for t in RUN_TASKS]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -98,9 +98,7 @@ class DataConfig:
     column: str | None = None  # CSV: the series (forecast) or the text column
     target: str | None = None  # CSV: the label column (text classification, long-format CSV)
     id_column: str | None = None  # long-format CSV (one row per step): the sequence id column
-    step_column: str | None = (
-        None  # long-format CSV: orders each sequence's rows (None: file order)
-    )
+    step_column: str | None = None  # long-format CSV: orders a sequence's rows (None: file order)
     features: tuple[str, ...] | None = None  # long-format CSV: feature columns (None: the rest)
     encoding: str = "utf-8"  # text files
     test_size: float = 0.2  # held out for the report: a fraction, or a count when >= 1

@@ -62,7 +62,7 @@ def resolved(cfg: RunConfig) -> dict:
     keys of other tasks (a forecast's `season` in a char_lm run) only where they were set."""
     out = to_dict(cfg)
     blank = DataConfig(dataset="-")
-    keep = TASK_DATA_KEYS[cfg.task]
+    keep = TASK_DATA_KEYS.get(cfg.task, out["data"])  # a task not listed keeps every key
     out["data"] = {k: v for k, v in out["data"].items()
                    if k in keep or v != to_dict(getattr(blank, k))}  # fmt: skip
     if cfg.task != "char_lm" and cfg.samples == RunConfig.samples:

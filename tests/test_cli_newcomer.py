@@ -141,5 +141,5 @@ def test_make_says_what_it_installs():
     plan = subprocess.run(["make", "-n", "-B", "setup"], cwd=ROOT, capture_output=True,
                           text=True, check=True).stdout  # fmt: skip
     assert "installing torch==2.13.0 (the CPU wheel; about a minute)" in plan
-    assert "installing deeprnn (editable) with the dev and export extras" in plan
+    assert "installing deeprnn (editable) with the extras dev,export" in plan
     assert "pip install -q torch" not in plan  # torch's download shows its progress
