@@ -86,6 +86,11 @@ def forward_ragged(
     sorted_len = lengths.index_select(0, order).tolist()
     parts = state if lstm else (state,)
     carry = [s.index_select(1, order.to(s.device)) for s in parts]  # each (1, B, H)
+    if sorted_len and sorted_len[0] == 0:
+        # No row has a step: run the padded kernel all the same, so that the weights and x
+        # stay in the graph (DDP all-reduces every parameter's gradient on every rank).
+        out = kernel(x, state, weights, bias, 1, 0.0, False, False, True)[0]
+        return out * 0.0, state
     ends = segment_ends(sorted_len, CALL_COST * 4 / GATES[cell], recompute=lstm)
     starts = [0, *ends[:-1]]
     # One split in time: slicing each segment out of the whole x would zero-fill a gradient

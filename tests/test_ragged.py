@@ -95,3 +95,20 @@ def test_ragged_all_rows_empty_keep_the_initial_state():
     assert torch.count_nonzero(out) == 0
     torch.testing.assert_close(state[0][0], h0[0])
     torch.testing.assert_close(state[0][1], h0[1])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_rows_without_steps_keep_every_weight_in_the_graph(cell):
+    # A TBPTT window past every row's end: DDP needs a gradient of every parameter on
+    # every rank, or the ranks' all-reduces fall out of step.
+    torch.manual_seed(0)
+    net = deeprnn.DeepRNN(3, 4, num_layers=2, cell=cell)
+    x = torch.randn(2, 3, 3, requires_grad=True)
+    out, state = net(x, lengths=torch.tensor([0, 0]))
+    assert torch.count_nonzero(out) == 0
+    (
+        out.sum()
+        + sum(s.sum() for layer in state for s in (layer if isinstance(layer, tuple) else (layer,)))
+    ).backward()
+    assert x.grad is not None
+    assert [n for n, p in net.named_parameters() if p.grad is None] == []
