@@ -146,7 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True,
                    help="series (.csv/.npy) for forecast, .npz for sequences, .txt (one text per "
                         "line) for text classification")  # fmt: skip
-    p.add_argument("--column", help="CSV column holding the series (forecast)")
+    p.add_argument("--column", help="CSV column holding the series (forecast; None: the "
+                   "column the run trained on)")  # fmt: skip
+    p.add_argument("--time-column", help="forecast: the CSV column of dates (or integers) "
+                   "that the forecast's time index continues ('none': number the steps "
+                   "after the input's; None: the first column of dates, if any)")  # fmt: skip
     p.add_argument("--output", help="write predictions to this CSV (None: print them)")
 
     p = sub.add_parser("generate", help="sample text from a trained character language model")

@@ -103,7 +103,7 @@ def predict(args) -> int:
     path = Path(args.input)
     if not path.exists():
         raise InputError(f"--input {path} does not exist")
-    rows = predict_file(cfg, est, path, args.column)
+    rows = predict_file(cfg, est, path, args.column, args.time_column)
     if args.output:
         with open(args.output, "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows(rows)

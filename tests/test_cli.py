@@ -56,7 +56,7 @@ def test_evaluate_and_predict(forecast_run, tmp_path, capsys):
     assert main(["predict", str(forecast_run), "--input", str(series), "--column", "value",
                  "--output", str(out)]) == 0  # fmt: skip
     lines = out.read_text().splitlines()
-    assert lines[0] == "step,forecast" and len(lines) == 13
+    assert lines[0] == "step,forecast" and len(lines) == 13 and lines[1].startswith("41,")
 
 
 def test_text_classification_and_char_lm_from_user_files(tmp_path, capsys):

@@ -9,6 +9,8 @@ import numpy as np
 from deeprnn import plots
 from deeprnn.config import DataConfig, RunConfig
 from deeprnn.data import load_csv, load_dataset, load_numpy
+from deeprnn.data.loaders import _read_rows
+from deeprnn.data.time_index import continue_index, find_time_column
 from deeprnn.errors import InputError
 from deeprnn.estimators import Forecaster
 from deeprnn.tasks.common import Outcome, estimator_for, test_count
@@ -92,8 +94,36 @@ def evaluate_baselines(cfg: RunConfig) -> dict[str, dict[str, float]]:
     return {name: scores(series[-n_test:], b) for name, b in base.items()}
 
 
-def predict_file(est: Forecaster, path: Path, column: str | None) -> list[list]:
-    """Rows (step, forecast) for the steps after the series in `path`."""
+def predict_file(est: Forecaster, path: Path, column: str | None,
+                 time_column: str | None = None) -> list[list]:  # fmt: skip
+    """Rows (time, forecast) for the steps after the series in `path`.
+
+    The time continues the CSV's `time_column` (None: its first column of dates; "none":
+    no column) in its own format ("1960-12" -> "1961-01", ...); without one, the steps
+    count on from the input's (rows 1..T, so T+1, T+2, ...). `column` None: the CSV's one
+    column besides the time column.
+    """
+    name, values = "step", None
+    if path.suffix.lower() == ".csv" and path.is_file():  # (a missing file: load_series says so)
+        rows = _read_rows(path, ",", "utf-8") or [[]]
+        header = [h.strip().lstrip("\ufeff") for h in rows[0]]
+        if time_column is None:
+            time_column = find_time_column(header, rows[1:], column)
+        elif time_column != "none" and time_column not in header:
+            raise InputError(f"{path} has no time column {time_column!r}; its columns are "
+                             f"{header} (--time-column none: number the steps)")  # fmt: skip
+        others = [h for h in header if h != time_column]
+        if column is None and len(others) != 1:
+            raise InputError(f"{path}: --column must name the CSV column holding the series; "
+                             f"its columns are {header}")  # fmt: skip
+        column = column or others[0]
+        if time_column not in (None, "none"):
+            name, values = time_column, [r[header.index(time_column)] for r in rows[1:]]
     cfg = RunConfig(task="forecast", data=DataConfig(path=str(path), column=column))
-    pred = np.asarray(est.predict(y=load_series(cfg))).reshape(-1)
-    return [["step", "forecast"]] + [[i + 1, float(v)] for i, v in enumerate(pred)]
+    series = load_series(cfg)
+    pred = np.asarray(est.predict(y=series)).reshape(-1)
+    if values is None:
+        times = [str(len(series) + k) for k in range(1, len(pred) + 1)]
+    else:
+        times = continue_index(values, len(pred), name)
+    return [[name, "forecast"]] + [[t, float(v)] for t, v in zip(times, pred)]

@@ -49,10 +49,12 @@ BASELINE_EVALUATORS = {
 }
 
 
-def predict_file(cfg: RunConfig, est, path: Path, column: str | None = None) -> list[list]:
-    """Prediction rows (a header first) for the inputs in a user file."""
+def predict_file(cfg: RunConfig, est, path: Path, column: str | None = None,
+                 time_column: str | None = None) -> list[list]:  # fmt: skip
+    """Prediction rows (a header first) for the inputs in a user file; a forecast's CSV
+    column defaults to the one the run trained on."""
     if cfg.task == "forecast":
-        return forecast.predict_file(est, path, column)
+        return forecast.predict_file(est, path, column or cfg.data.column, time_column)
     if cfg.task == "char_lm":
         raise InputError("a language model does not predict files; use `deeprnn generate`")
     if cfg.task == "sequence_labelling":
