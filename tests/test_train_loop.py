@@ -14,6 +14,7 @@ from torch import nn
 from deeprnn import DeepRNN, Head, SequenceModel
 from deeprnn.errors import InputError
 from deeprnn.train import TensorBatches, TrainConfig, evaluate, fit, make_optimizer, predict
+from deeprnn.train import progress as progress_module
 from deeprnn.train.bptt import carry_state, train_batch, windows
 from deeprnn.train.optim import Schedule
 from deeprnn.train.progress import bar_enabled
@@ -268,6 +269,18 @@ def test_progress_without_a_terminal_is_one_plain_line_per_epoch(capsys):
     assert re.fullmatch(r"epoch 2/2: train_loss [\d.e+-]+, \d+ samples/s, [\d.]+ s", lines[1])
     fit(classifier(), [(x, None, y)], config=TrainConfig(epochs=2, verbose=0))
     assert capsys.readouterr().err == ""
+
+
+def test_a_long_epoch_in_a_log_also_prints_a_line_every_few_seconds(capsys, monkeypatch):
+    monkeypatch.setattr(progress_module, "LINE_EVERY", 0.0)  # every update counts as "long"
+    x, y = sign_task(n=8)
+    batches = [(x[:4], None, y[:4]), (x[4:], None, y[4:])]
+    fit(classifier(), batches, config=TrainConfig(epochs=1, verbose=1))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3, lines
+    assert re.fullmatch(r"epoch 1/1: batch 1/2, loss [\d.e+-]+, \d+ samples/s", lines[0])
+    assert lines[1].startswith("epoch 1/1: batch 2/2, loss ")
+    assert lines[2].startswith("epoch 1/1: train_loss ")
 
 
 def test_early_stopping_says_why_in_the_history_and_on_stderr(capsys):

@@ -22,7 +22,8 @@ def import_optuna():
         import optuna
     except ImportError:
         raise DeepRNNError(
-            "deeprnn.tune searches with Optuna, which is not installed: pip install 'deeprnn[tune]'"
+            "deeprnn.tune searches with Optuna, which is not installed: pip install optuna "
+            "(in a deeprnn checkout: pip install -e '.[tune]')"
         ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # deeprnn prints its own lines
     return optuna
