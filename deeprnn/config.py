@@ -114,7 +114,7 @@ class DataConfig:
 # The `data:` keys each task reads (`deeprnn train --help` and the README list them; a run's
 # resolved config.yaml leaves out the others while they keep their defaults).
 _SEQUENCE_KEYS = ("dataset", "path", "id_column", "step_column", "target", "features",
-                  "test_size")  # fmt: skip
+                  "encoding", "test_size")  # fmt: skip
 TASK_DATA_KEYS = {
     "forecast": ("dataset", "path", "column", "test_size", "season"),
     "sequence_classification": _SEQUENCE_KEYS,

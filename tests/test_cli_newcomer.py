@@ -143,3 +143,69 @@ def test_make_says_what_it_installs():
     assert "installing torch==2.13.0 (the CPU wheel; about a minute)" in plan
     assert "installing deeprnn (editable) with the extras dev,export" in plan
     assert "pip install -q torch" not in plan  # torch's download shows its progress
+
+
+class _Reading:
+    """A DataConfig that records which of its keys are read."""
+
+    def __init__(self, data):
+        object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "read", set())
+
+    def __getattr__(self, name):
+        self.read.add(name)
+        return getattr(self._data, name)
+
+
+def _user_files(tmp_path: Path) -> dict[str, dict]:
+    """A `data:` section with a user file for every task, each file in its own format."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    series = tmp_path / "series.csv"
+    series.write_text("value\n" + "".join(f"{100 + i % 12 + i}\n" for i in range(60)))
+    events = tmp_path / "events.csv"
+    rows = ["seq_id,step,x,label,size"]
+    rows += [f"s{i},{t},{rng.normal():.3f},{'ab'[i % 2]},{i % 3}.5" for i in range(12)
+             for t in range(4)]  # fmt: skip
+    events.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\n" + "".join(f"{w} thing,{w}\n" for w in ["good", "bad"] * 6))
+    tagged = tmp_path / "tagged.npz"
+    np.savez(tagged, X=rng.normal(size=(12, 6, 2)), y=rng.integers(0, 2, size=(12, 6)))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abcabd " * 60, encoding="utf-8")
+    long = {"id_column": "seq_id", "step_column": "step", "features": ("x",)}
+    return {
+        "forecast": {"path": str(series), "column": "value", "test_size": 6},
+        "sequence_classification": {
+            "path": str(events),
+            **long,
+            "target": "label",
+            "test_size": 4,
+        },  # fmt: skip
+        "sequence_regression": {"path": str(events), **long, "target": "size", "test_size": 4},
+        "text_classification": {
+            "path": str(texts),
+            "column": "text",
+            "target": "label",
+            "test_size": 4,
+        },  # fmt: skip
+        "sequence_labelling": {"path": str(tagged), "test_size": 4},
+        "char_lm": {"path": str(corpus), "test_size": 0.1},
+    }
+
+
+def test_each_task_reads_only_the_data_keys_it_lists(tmp_path):
+    """TASK_DATA_KEYS (hence README's table and `train --help`) names every `data:` key a
+    task's training reads: a key it left out would be dropped from config.yaml."""
+    from deeprnn.config import DataConfig, RunConfig
+    from deeprnn.tasks import run_task
+
+    tiny = {"epochs": 1, "hidden_size": 4, "num_layers": 1}
+    for task, data in _user_files(tmp_path).items():
+        reading = _Reading(DataConfig(**data))
+        cfg = RunConfig(task=task, data=reading, model=dict(tiny), samples=1)
+        run_task(cfg, tmp_path / task, {"verbose": 0})
+        assert reading.read, task
+        assert reading.read <= set(TASK_DATA_KEYS[task]), (task, reading.read)
