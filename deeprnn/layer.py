@@ -7,6 +7,7 @@ applies runs (each fast path is a function that returns None when it does not ap
     "native": torch's fused kernel (`_native_forward`): a tanh / relu RNN, LSTM or GRU
               without layer norm, recurrent dropout (training) or zoneout;
     "fused":  our fused recurrence (`_fused_forward`, `deeprnn.kernels`): everything else;
+    "triton": the same on CUDA with triton installed: Triton kernels run its steps;
     "loop":   the generic cell loop (`run_cell`), the slow reference.
 
 Recurrent-dropout and zoneout masks are drawn once per call, before the path is chosen, so
@@ -20,6 +21,7 @@ from torch import _VF, Tensor, nn
 
 from deeprnn.cells import State, make_cell
 from deeprnn.kernels import Noise, fused_direction
+from deeprnn.kernels import triton as triton_path
 from deeprnn.ragged import forward_ragged
 
 
@@ -126,7 +128,8 @@ class RecurrentLayer(nn.Module):
 
     def explain(self) -> tuple[str, str]:
         """(path, reason): which implementation runs this layer ("native" | "fused" |
-        "loop"), and why. Depends on the mode: recurrent dropout only acts in training."""
+        "triton" | "loop"), and why. Depends on the mode (recurrent dropout only acts in
+        training) and, for "triton", on the device and dtype of the layer's weights."""
         cell = self.cell
         if not self.native:
             return "loop", "fast paths disabled by use_native(False)"
@@ -142,6 +145,10 @@ class RecurrentLayer(nn.Module):
             why = "recurrent dropout (training) has no fused torch kernel"
         else:
             why = f"{cell.nonlinearity} RNN has no fused torch kernel"
+        weight = cell.weight_hh
+        if triton_path.runs_on(weight.device, weight.dtype, cell.hidden_size):
+            return "triton", (f"{why}; Triton kernels run it, one kernel and one matrix "
+                              "product a step, explicit BPTT")  # fmt: skip
         loops = "in TorchScript"
         if cell.kind == "lstm":
             loops = "in C++ on CPU (TorchScript where that can't be built)"

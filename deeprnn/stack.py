@@ -194,8 +194,8 @@ class DeepRNN(nn.Module):
         return sum(widths) if self.config.outputs == "all" else widths[-1]
 
     def explain(self) -> Explanation:
-        """For each layer: its cell, which path runs it ("native" | "fused" | "loop"), and why
-        (a list of dicts that prints as a table)."""
+        """For each layer: its cell, which path runs it ("native" | "fused" | "triton" |
+        "loop"), and why (a list of dicts that prints as a table)."""
         rows = Explanation()
         for i, layer in enumerate(self.layers):
             path, why = layer.explain()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deeprnn.kernels import extension
+from deeprnn.kernels import triton as triton_path
 from deeprnn.kernels.gru import GRURecurrence
 from deeprnn.kernels.lstm import LayerNormLSTMRecurrence, LSTMRecurrence
 from deeprnn.kernels.noise import Noise, Update
@@ -87,8 +88,11 @@ def fused_direction(
 
     valid: (T, B, 1) 1.0 on real steps, 0.0 past each row's length; None when all are real.
     noise: this direction's recurrent-dropout / zoneout masks (`Noise`), or None.
-    The outputs are a (B, T, H) view of a time-major tensor.
+    The outputs are a (B, T, H) view of a time-major tensor. On CUDA, with triton
+    installed, the Triton kernels run it (`deeprnn.kernels.triton`).
     """
+    if triton_path.takes(x, cell.hidden_size):
+        return triton_path.direction(cell, x, state, valid, noise)
     x = x.transpose(0, 1)  # (T, B, I)
     noise = noise or Noise()
     u_h = _update(noise.update_h, valid, x)
