@@ -3,6 +3,8 @@
     python benchmarks/speed.py                       # every size and config (< 15 min)
     python benchmarks/speed.py --quick --out /tmp/b  # tiny sizes, one repeat (a test runs it)
     python benchmarks/speed.py --sizes long --configs lstm,zoneout --repeats 7
+    python benchmarks/speed.py --device cuda         # on a GPU: cuDNN, Triton, TorchScript
+                                                     # (runs benchmarks/gpu.py; see there)
 
 Every figure is a ratio measured in the same run: implementations alternate inside each
 round (after a warm-up), and a ratio is the median over rounds of the per-round ratio.
@@ -388,7 +390,12 @@ def main(argv: list[str] | None = None) -> int:
                              "of other jobs")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: benchmarks/gpu.py (cuDNN, Triton, TorchScript; adds the "
+                             "large size); it refuses without a CUDA device")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.device == "cuda":
+        return _on_cuda(args, parser)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.memory_child:
@@ -427,6 +434,21 @@ def main(argv: list[str] | None = None) -> int:
     (out / f"{stem}.md").write_text(text)
     print(text)
     return 0
+
+
+def _on_cuda(args, parser) -> int:
+    """`--device cuda`: benchmarks/gpu.py with this command line's choices."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gpu
+
+    argv = ["--repeats", str(args.repeats), "--out", args.out]
+    if args.quick:
+        argv.append("--quick")
+    if args.sizes != parser.get_default("sizes"):  # else gpu.py's, with the large size
+        argv += ["--sizes", args.sizes]
+    if args.configs != parser.get_default("configs"):
+        argv += ["--configs", args.configs]
+    return gpu.main(argv)
 
 
 def markdown_row(rows: list[dict]) -> str:

@@ -12,6 +12,7 @@ gradient, float64, 1e-10), against the NumPy reference, in float32, and by gradc
 """
 
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from deeprnn.kernels import triton as triton_path  # noqa: E402
 from .helpers import assert_matches_reference, assert_same_outputs_and_grads, random_batch  # noqa: E402
 from .test_kernels import Seeded  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
 IN_PROCESS = isinstance(tl.sum, InterpretedFunction)
 in_process = pytest.mark.skipif(not IN_PROCESS, reason="run by test_in_a_fresh_process")
 
@@ -41,10 +43,9 @@ in_process = pytest.mark.skipif(not IN_PROCESS, reason="run by test_in_a_fresh_p
 @pytest.mark.skipif(IN_PROCESS, reason="this process interprets Triton: the tests run here")
 def test_in_a_fresh_process():
     env = {**os.environ, "TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": ""}
-    root = Path(__file__).resolve().parent.parent
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
            "not test_in_a_fresh_process"]  # fmt: skip
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     summary = done.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary, summary
@@ -292,3 +293,30 @@ def test_cpu_tensors_stay_off_triton_unless_forced():
     assert not triton_path.runs_on(torch.device("cpu"), torch.float32, triton_path.MAX_HIDDEN + 1)
     plain = DeepRNN(3, 4)  # torch's kernel computes it: it stays native everywhere
     assert plain.explain()[0]["path"] == "native"
+
+
+@in_process
+def test_the_gpu_benchmark_measures_every_column(tmp_path):
+    """benchmarks/gpu.py's measurement on CPU tensors (the kernels interpreted), tiny size:
+    what a GPU run computes, short of CUDA's clock and memory statistics."""
+    spec = importlib.util.spec_from_file_location("gpu", ROOT / "benchmarks" / "gpu.py")
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    rows = gpu.bench_config("ln_lstm", "tiny", (3, 2, 4, 4), 1, torch.device("cpu"))
+    rows += gpu.bench_config("gru", "tiny", (3, 2, 4, 4), 1, torch.device("cpu"))
+    assert [(r["config"], r["mode"]) for r in rows] == [
+        ("ln_lstm", "train"), ("ln_lstm", "inference"), ("gru", "train"), ("gru", "inference")
+    ]  # fmt: skip
+    assert rows[0]["paths"] == {"deeprnn": "triton", "triton": "triton", "torchscript": "fused"}
+    assert rows[2]["paths"] == {"deeprnn": "native", "triton": "triton", "torchscript": "fused"}
+    assert rows[0]["target"] is None and rows[2]["target"] == 1.02
+    for r in rows:
+        assert all(r[f"{name}_ms"] > 0 and r[f"{name}_ratio"] > 0 for name in gpu.IMPLS)
+    assert triton_path.enabled  # the torchscript column switched it off only for itself
+    machine = {"gpu": "none", "gpu_memory_gb": 0, "cuda": None, "cudnn": None, "torch": "",
+               "triton": "", "python": ""}  # fmt: skip
+    memory = [{"size": "tiny", "config": "gru", **{f"{n}_mb": 1.0 for n in gpu.IMPLS}}]
+    text = gpu.markdown({"machine": machine, "repeats": 1, "rows": rows, "memory": memory,
+                         "wall_s": 1.0})  # fmt: skip
+    assert "| tiny | ln_lstm | train | triton |" in text and "triton/cuDNN" in text
+    assert "| tiny | gru | 1 | 1 | 1 | 1 | 1.00 | 1.00 |" in text

@@ -23,6 +23,8 @@ import torch
 
 # Tests set this to run the kernels on CPU tensors (under TRITON_INTERPRET=1).
 force = False
+# False: CUDA tensors run the TorchScript loops as before (benchmarks/gpu.py compares them).
+enabled = True
 
 DTYPES = (torch.float32, torch.float64)
 MAX_HIDDEN = 8192  # one step's row of a gate is held by one program: beyond, the TorchScript loop
@@ -44,14 +46,18 @@ def runs_on(device: torch.device, dtype: torch.dtype, hidden: int) -> bool:
     """Whether tensors of this device and dtype, with `hidden` units, take the Triton path."""
     if dtype not in DTYPES or hidden > MAX_HIDDEN:
         return False
-    return (device.type == "cuda" or force) and available()
+    return enabled and (device.type == "cuda" or force) and available()
 
 
 def takes(x: torch.Tensor, hidden: int) -> bool:
     """Whether a layer's input `x` takes the Triton path (see `runs_on`); not under autocast,
     whose half-precision inputs the TorchScript loops take as today."""
-    if torch.is_autocast_enabled(x.device.type):
-        return False
+    try:
+        if torch.is_autocast_enabled(x.device.type):
+            return False
+    except TypeError:  # torch < 2.4: no device argument
+        if torch.is_autocast_enabled():
+            return False
     return runs_on(x.device, x.dtype, hidden)
 
 
@@ -62,4 +68,4 @@ def direction(cell, x, state, valid, noise):
     return run(cell, x, state, valid, noise)
 
 
-__all__ = ["available", "direction", "force", "runs_on", "takes"]
+__all__ = ["available", "direction", "enabled", "force", "runs_on", "takes"]
