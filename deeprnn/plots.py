@@ -112,6 +112,42 @@ def forecast(
     return _save(fig, path)
 
 
+def fan_chart(
+    history: Sequence[float],
+    quantiles: np.ndarray,
+    levels: Sequence[float],
+    path: str | Path,
+    actual: Sequence[float] | None = None,
+    title: str = "Forecast",
+) -> Path:
+    """The history, then nested bands between symmetric forecast quantiles (levels q and
+    1 - q, darker inward) and the median line; quantiles (horizon, Q) at `levels` (Q,)."""
+    history = np.asarray(history, dtype=float)
+    q = np.asarray(quantiles, dtype=float)
+    levels = np.asarray(levels, dtype=float)
+    n = len(history)
+    future = np.arange(n, n + len(q))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(np.arange(n), history, color="0.3", label="history")
+    order = np.argsort(levels)
+    levels, q = levels[order], q[:, order]
+    pairs = [(i, len(levels) - 1 - i) for i in range(len(levels) // 2)]
+    for k, (lo, hi) in enumerate(pairs):
+        width = levels[hi] - levels[lo]
+        alpha = 0.15 + 0.5 * k / max(len(pairs), 1)
+        ax.fill_between(future, q[:, lo], q[:, hi], color="C3", alpha=alpha, lw=0,
+                        label=f"{width:.0%} interval")  # fmt: skip
+    mid = np.flatnonzero(np.isclose(levels, 0.5))
+    if len(mid):
+        ax.plot(future, q[:, mid[0]], color="C3", label="median")
+    if actual is not None:
+        ax.plot(future[: len(actual)], np.asarray(actual, dtype=float), color="C0", label="actual")
+    ax.axvline(n - 0.5, color="k", lw=0.8, ls=":")
+    ax.set(xlabel="time step", title=title)
+    ax.legend()
+    return _save(fig, path)
+
+
 def confusion_matrix(
     matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str = "Confusion matrix"
 ) -> Path:

@@ -15,6 +15,8 @@ from deeprnn.data.series import _as_series, _positive_int
 from deeprnn.errors import InputError
 from deeprnn.estimators.base import RNNEstimator
 from deeprnn.estimators.inputs import Loader
+from deeprnn.forecast.global_model import PanelForecasting
+from deeprnn.forecast.panel import is_panel, to_panel
 from deeprnn.train import predict
 from deeprnn.train.metrics import regression_metrics
 
@@ -26,7 +28,7 @@ def _columns(x: Any, name: str) -> np.ndarray:
 
 
 @dataclass(eq=False, repr=False)
-class Forecaster(RNNEstimator):
+class Forecaster(PanelForecasting, RNNEstimator):
     """Forecast the next `horizon` steps of a series from its last `lookback` steps.
 
     Direct multi-step: the head outputs all `horizon` steps (of every series) at once.
@@ -51,6 +53,19 @@ class Forecaster(RNNEstimator):
     stationary series whose absolute level matters), pooling.
     Learned: model_, scaler_, covariate_scaler_, n_series_, n_covariates_, last_window_,
     last_covariates_, history_.
+
+    Many series, one model (`deeprnn.forecast`): `fit(y)` with y a list of 1-D arrays of any
+    lengths, a dict {id: series}, or a long DataFrame (id_col, time_col, value_col), trains
+    ONE network on windows drawn lazily from every series (`windows_per_epoch` an epoch),
+    each window scaled by its own lookback (`scaling`: "mean" |y|, or "last" value and std),
+    optionally with a series-id embedding (`id_embedding` wide). So does any y when
+    `likelihood` is set ("gaussian", "student_t", "negative_binomial", or "quantile" with
+    `quantiles` levels): `predict(quantiles=[0.1, 0.9])`, `predict_interval(0.8)` and
+    `predict_frame()` then give probabilistic forecasts. A panel's `predict` returns
+    (n_series, horizon) (rows in fit order, or those of `ids`); y=... forecasts after other
+    histories of the same series. The last max(horizon, validation_fraction * T_i) steps of
+    every long enough series validate. Covariates are not supported on this path yet.
+    See `deeprnn.forecast.backtest.backtest` for rolling-origin evaluation.
     """
 
     lookback: int  # steps of history per forecast
@@ -60,13 +75,32 @@ class Forecaster(RNNEstimator):
     log: bool = False  # model log(y): multiplicative seasonality / growth (y must be > 0)
     pooling: str = "last"  # "last" | "mean" | "attention"
     epochs: int = 200  # few windows per epoch, so more epochs than for whole sequences
+    # Global model and probabilistic forecasts (deeprnn.forecast).
+    likelihood: str | None = None  # "gaussian" | "student_t" | "negative_binomial" | "quantile"
+    quantiles: list[float] | None = None  # levels of likelihood="quantile" (None: 0.1, 0.5, 0.9)
+    scaling: str | None = "auto"  # per window: "mean" | "last" | None ("auto": from relative)
+    id_embedding: int = 0  # width of a learned embedding of the series id (0: none)
+    windows_per_epoch: int = 10_000  # windows drawn per epoch when a panel holds more
+    id_col: str = "id"  # columns of a long DataFrame
+    time_col: str = "time"
+    value_col: str = "value"
 
     _learned = ("scaler_", "covariate_scaler_", "n_series_", "n_covariates_", "series_ndim_",
-                "last_window_", "last_covariates_")  # fmt: skip
+                "last_window_", "last_covariates_", "panel_kind_", "ids_", "series_lengths_",
+                "last_windows_", "last_times_", "freq_")  # fmt: skip
 
     def fit(self, y: Any, X: Any = None) -> Forecaster:
         """Learn from the series y (and covariates X); returns self."""
         self._check_params()
+        for name in self._learned:
+            setattr(self, name, None)
+        if self.likelihood is not None or is_panel(y):
+            if X is not None:
+                raise InputError(
+                    "covariates X are not supported for a panel or a likelihood head yet; "
+                    "fit without X"
+                )
+            return self._fit_panel(y)
         lookback = _positive_int("lookback", self.lookback)
         horizon = _positive_int("horizon", self.horizon)
         self.series_ndim_ = np.ndim(y)
@@ -214,11 +248,22 @@ class Forecaster(RNNEstimator):
 
     @torch.no_grad()
     def predict(self, horizon: int | None = None, y: Any = None, X: Any = None,
-                X_future: Any = None) -> np.ndarray:  # fmt: skip
+                X_future: Any = None, ids: Any = None,
+                quantiles: Any = None) -> np.ndarray:  # fmt: skip
         """Forecast `horizon` steps (default: the trained horizon) after the training data,
-        or after y; returns (horizon,) or (horizon, n_series) in the units of y."""
+        or after y; returns (horizon,) or (horizon, n_series) in the units of y; for a panel
+        (n_selected, horizon), `ids` choosing the series; `quantiles` adds a last axis."""
         check_is_fitted(self, "model_")
         steps = self.horizon if horizon is None else _positive_int("horizon", horizon)
+        if getattr(self, "panel_kind_", None) is not None:
+            if X is not None or X_future is not None:
+                raise InputError("a panel forecaster takes no covariates (X, X_future)")
+            return self._predict_panel(steps, y, ids, quantiles)
+        if ids is not None or quantiles is not None:
+            raise InputError(
+                "ids and quantiles need a panel or a likelihood head: fit a list / dict / "
+                "DataFrame of series, or pass likelihood='gaussian' (or another)"
+            )
         history, cov = self._history(y, X)
         future = self._future(X_future, steps)
         window = self._inputs(history, cov)  # (lookback, n_series + K)
@@ -244,9 +289,25 @@ class Forecaster(RNNEstimator):
     def score(self, y: Any, X: Any = None) -> float:
         """Minus the mean absolute error of the forecast of the len(y) steps after the
         training data (y continues the training series; X holds its covariates)."""
+        if getattr(self, "panel_kind_", None) is not None:
+            return -float(np.mean(np.abs(_panel_errors(self, y))))
         truth = _columns(y, "y")
         pred = self.predict(horizon=len(truth), X_future=X)
         return -float(np.mean(np.abs(truth - pred.reshape(truth.shape))))
+
+
+def _panel_errors(est: Forecaster, y: Any) -> np.ndarray:
+    """Forecast errors of every step of the continuations y of the fitted series."""
+    if est.panel_kind_ == "columns":
+        truth = _columns(y, "y")
+        return truth - est.predict(horizon=len(truth)).reshape(truth.shape)
+    panel = to_panel(y, est.id_col, est.time_col, est.value_col)
+    rows = None if est.panel_kind_ == "single" else list(panel.ids)
+    pred = est.predict(horizon=int(panel.lengths.max()), ids=rows)
+    pred = pred[None] if est.panel_kind_ == "single" else pred
+    return np.concatenate(
+        [panel.series(i) - pred[i, : panel.lengths[i]] for i in range(len(panel))]
+    )
 
 
 class _Validation(Loader):

@@ -37,6 +37,13 @@ def run_model(model: nn.Module, x: Tensor, h, lengths: Tensor | None, y, task: s
     return model(x, h, lengths)
 
 
+def model_loss(model: nn.Module):
+    """The model's own `loss(logits, y, lengths) -> (loss, weight)`, which replaces the
+    task's loss, or None (the DDP wrapper is looked through)."""
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    return getattr(inner, "loss", None) if "loss" in dir(type(inner)) else None
+
+
 def carry_state(state, reset: Tensor | None, batch: int):
     """The carried state for the next batch: None (start from zero) if its batch size differs."""
     first = [None]
@@ -132,14 +139,18 @@ def train_batch(
             logits, target = logits[:, loss_start - start :], y[:, loss_start:end]
         elif k1 is not None:
             raise InputError("truncated BPTT needs per-step outputs: a head with pooling='every'")
-        loss, weight = task_loss(
-            task,
-            logits,
-            target,
-            window_lengths(lengths, loss_start, end),
-            config.class_weights,
-            config.label_smoothing,
-        )
+        own = model_loss(model)
+        if own is not None:  # a model that defines its loss (a forecaster's likelihood)
+            loss, weight = own(logits, target, window_lengths(lengths, loss_start, end))
+        else:
+            loss, weight = task_loss(
+                task,
+                logits,
+                target,
+                window_lengths(lengths, loss_start, end),
+                config.class_weights,
+                config.label_smoothing,
+            )
         reported = float(loss.detach())
         if combine is not None:
             loss, reported, weight = combine(loss, weight)

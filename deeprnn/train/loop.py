@@ -35,7 +35,7 @@ from deeprnn import distributed
 from deeprnn.config import MONITOR_MODES, OPTIMIZERS, SCHEDULES, TASKS, TrainConfig
 from deeprnn.errors import InputError, InputTypeError, check_choice
 from deeprnn.train import interrupt
-from deeprnn.train.bptt import carry_state, run_model, train_batch
+from deeprnn.train.bptt import carry_state, model_loss, run_model, train_batch
 from deeprnn.train.callbacks import Callback, History, Monitor, run_callbacks
 from deeprnn.train.checkpoint import (
     CheckpointError,
@@ -294,6 +294,13 @@ def evaluate(
 ) -> dict[str, float]:
     """The loss and the task's metrics over `data` (see deeprnn.train.metrics)."""
     check_choice("task", task, TASKS)
+    own = model_loss(model)
+    if own is not None:  # the model defines its loss: only the loss is reported
+        total = weight = 0.0
+        for logits, lengths, y in _outputs(model, data, config.stateful, task):
+            loss, w = own(logits, y, lengths)
+            total, weight = total + float(loss) * w, weight + w
+        return {"loss": total / weight if weight else float("nan")}
     acc = Accumulator(task, config.class_weights)
     for logits, lengths, y in _outputs(model, data, config.stateful, task):
         if y is None:

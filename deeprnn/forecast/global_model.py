@@ -1,0 +1,240 @@
+"""The Forecaster's global model: one network trained on windows of every series of a panel,
+with a likelihood head for probabilistic forecasts (mixed into `Forecaster`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from deeprnn.data.series import _positive_int
+from deeprnn.errors import InputError
+from deeprnn.forecast.likelihoods import Likelihood
+from deeprnn.forecast.network import GlobalNet
+from deeprnn.forecast.panel import Panel, Windows, make_inputs, to_panel
+from deeprnn.forecast.scaling import window_scale
+
+_CHUNK = 4096  # windows per forward pass at prediction
+
+
+class PanelForecasting:
+    """fit / predict of many series with one model; see `Forecaster`."""
+
+    def _likelihood(self) -> Likelihood:
+        return Likelihood(self.likelihood, self.quantiles or (0.1, 0.5, 0.9))
+
+    def _scaling(self) -> str | None:
+        kind = self.scaling
+        if kind == "auto":
+            kind = "mean" if self.likelihood == "negative_binomial" or not self.relative else "last"
+        if self.likelihood == "negative_binomial" and kind == "last":
+            raise InputError(
+                "likelihood='negative_binomial' models counts: use scaling='mean' or None"
+            )
+        window_scale(np.zeros((1, 1)), kind)  # checks the name
+        return kind
+
+    def _read_panel(self, y: Any) -> tuple[Panel, str]:
+        if isinstance(y, np.ndarray) and y.ndim == 2:
+            cols = [y[:, j] for j in range(y.shape[1])]
+            return to_panel(cols), "columns"
+        if (
+            isinstance(y, pd.DataFrame)
+            and self.id_col not in y.columns
+            and y.shape[1] >= 1
+            and (all(k not in y.columns for k in (self.time_col, self.value_col)))
+        ):
+            return to_panel({c: y[c] for c in y.columns}), "panel"
+        panel = to_panel(y, self.id_col, self.time_col, self.value_col)
+        single = not isinstance(y, (dict, list, tuple, pd.DataFrame))
+        return panel, "single" if single else "panel"
+
+    def _fit_panel(self, y: Any) -> PanelForecasting:
+        lookback = _positive_int("lookback", self.lookback)
+        horizon = _positive_int("horizon", self.horizon)
+        panel, self.panel_kind_ = self._read_panel(y)
+        likelihood, scaling = self._likelihood(), self._scaling()
+        if likelihood.name == "negative_binomial" and (panel.values < 0).any():
+            i = int(np.searchsorted(panel.starts, np.flatnonzero(panel.values < 0)[0], "right") - 1)
+            raise InputError(
+                f"likelihood='negative_binomial' needs counts >= 0; series {panel.ids[i]!r} "
+                "holds negative values"
+            )
+        lengths = panel.lengths
+        short = np.flatnonzero(lengths < lookback + horizon)
+        if len(short) == len(panel):
+            i = int(short[0])
+            raise InputError(
+                f"series {panel.ids[i]!r} has {lengths[i]} steps, fewer than lookback + horizon = "
+                f"{lookback} + {horizon} (so has every series); use a shorter lookback or horizon"
+            )
+        f = self._validation_fraction()
+        n_val = (
+            np.maximum(np.round(lengths * f).astype(np.int64), horizon) if f > 0 else 0 * lengths
+        )
+        n_val = np.where(lengths - n_val >= lookback + horizon, n_val, 0)
+        ids = bool(self.id_embedding)
+        common = dict(lookback=lookback, horizon=horizon, scaling=scaling, ids=ids,
+                      batch_size=self.batch_size, seed=self.seed)  # fmt: skip
+        train = Windows(
+            panel, lengths - n_val, shuffle=True, per_epoch=self.windows_per_epoch, **common
+        )
+        val = None
+        if n_val.any():
+            val = Windows(panel, np.where(n_val > 0, lengths, 0), shuffle=False,
+                          first_target=lengths - n_val, **common)  # fmt: skip
+        self.ids_ = list(panel.ids)
+        self.series_lengths_ = lengths.copy()
+        # The last lookback steps of each series (NaN-padded in front for short ones).
+        self.last_windows_ = np.full((len(panel), lookback), np.nan)
+        for i in range(len(panel)):
+            tail = panel.series(i)[-lookback:]
+            self.last_windows_[i, lookback - len(tail) :] = tail
+        self.last_times_ = None if panel.times is None else [t[-1] for t in panel.times]
+        self.freq_ = _frequency(panel.times)
+        spec = {"n_inputs": 2 + (self.id_embedding or 0),
+                "n_outputs": horizon * likelihood.n_params, "pooling": self._pooling(),
+                "activation": None, "panel_ids": len(panel)}  # fmt: skip
+        self._train(spec, "regression", train, val)
+        return self
+
+    def _build_model(self, *args, panel_ids: int | None = None, **kwargs):
+        net = super()._build_model(*args, **kwargs)
+        if panel_ids is None:
+            return net
+        return GlobalNet(net, self._likelihood(), panel_ids, self.id_embedding or 0)
+
+    def _windows_for(self, y: Any, ids: Any) -> tuple[np.ndarray, np.ndarray, list]:
+        """(past (N, lookback), series numbers (N,), ids) of the series to forecast."""
+        if y is None:
+            rows = np.arange(len(self.ids_)) if ids is None else _positions(self.ids_, ids)
+            past, numbers = self.last_windows_[rows], rows
+            names = [self.ids_[i] for i in rows]
+        else:
+            panel, _ = self._read_panel(y)
+            keep = np.arange(len(panel)) if ids is None else panel.select(ids)
+            names = [panel.ids[i] for i in keep]
+            past = np.stack([panel.series(i)[-self.lookback :] if panel.lengths[i] >= self.lookback
+                             else np.full(self.lookback, np.nan) for i in keep])  # fmt: skip
+            known = {k: i for i, k in enumerate(self.ids_)}
+            if self.id_embedding:
+                unknown = [k for k in names if k not in known]
+                if unknown:
+                    raise InputError(
+                        f"series {unknown[:5]!r} were not in the training panel: an id "
+                        "embedding knows only the trained series (fit with id_embedding=0 to "
+                        "forecast new ones)"
+                    )
+            numbers = np.array([known.get(k, 0) for k in names], dtype=np.int64)
+        short = np.flatnonzero(np.isnan(past).any(axis=1))
+        if len(short):
+            i = int(short[0])
+            raise InputError(
+                f"series {names[i]!r} has fewer than lookback = {self.lookback} steps of history; "
+                "a forecast needs the last lookback steps of every series"
+            )
+        return past, numbers, names
+
+    @torch.no_grad()
+    def _raw(self, past: np.ndarray, numbers: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Likelihood parameters in the series' units, each (N, horizon)."""
+        lik, scaling = self._likelihood(), self._scaling()
+        device = next(self.model_.parameters()).device
+        params = []
+        for i in range(0, len(past), _CHUNK):
+            p = past[i : i + _CHUNK]
+            x, _ = make_inputs(p, numbers[i : i + _CHUNK] if self.id_embedding else None, scaling)
+            out = self.model_(x.to(device))[0].double().cpu().numpy()
+            loc, scale = window_scale(p, scaling)
+            params.append(
+                lik.unit_params(out.reshape(len(p), self.horizon, lik.n_params), loc, scale)
+            )
+        return [np.concatenate([c[k] for c in params]) for k in range(len(params[0]))]
+
+    def _predict_panel(self, steps: int, y: Any, ids: Any, quantiles: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        past, numbers, _ = self._windows_for(y, ids)
+        lik = self._likelihood()
+        if quantiles is not None and steps > self.horizon:
+            raise InputError(
+                f"quantiles are forecast for up to the trained horizon = {self.horizon} steps, "
+                f"not {steps}; fit with horizon={steps}"
+            )
+        blocks, done = [], 0
+        while done < steps:
+            params = self._raw(past, numbers)
+            if quantiles is not None:
+                out = lik.quantiles(params, quantiles)[:, :steps]  # (N, steps, Q)
+                return self._shape(out)
+            block = lik.mean(params)  # (N, horizon)
+            blocks.append(block)
+            done += self.horizon
+            past = np.concatenate([past, block], axis=1)[:, -self.lookback :]
+        return self._shape(np.concatenate(blocks, axis=1)[:, :steps])
+
+    def _shape(self, out: np.ndarray) -> np.ndarray:
+        """(N, steps[, Q]) -> (steps[, Q]) for one series, (steps, N[, Q]) for columns."""
+        if self.panel_kind_ == "single":
+            return out[0]
+        if self.panel_kind_ == "columns":
+            return np.swapaxes(out, 0, 1)
+        return out
+
+    def predict_interval(self, coverage: float = 0.8, horizon: int | None = None, y: Any = None,
+                         ids: Any = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """(lower, upper): the central `coverage` interval of the forecast, each shaped like
+        `predict`'s point forecast."""
+        if not 0 < coverage < 1:
+            raise InputError(f"coverage must lie in (0, 1), got {coverage!r}")
+        q = self.predict(horizon, y=y, ids=ids, quantiles=[(1 - coverage) / 2, (1 + coverage) / 2])
+        return q[..., 0], q[..., 1]
+
+    def predict_frame(self, horizon: int | None = None, y: Any = None, ids: Any = None,
+                      quantiles: Any = None) -> pd.DataFrame:  # fmt: skip
+        """A long DataFrame: id, step (1..horizon), time (when the fit data had time stamps
+        of a regular frequency), forecast, and one column per quantile."""
+        steps = self.horizon if horizon is None else horizon
+        _, _, names = self._windows_for(y, ids)
+        kind, self.panel_kind_ = self.panel_kind_, "panel"
+        try:
+            mean = self.predict(steps, y=y, ids=ids)
+            qs = (
+                None
+                if quantiles is None
+                else self.predict(steps, y=y, ids=ids, quantiles=quantiles)
+            )
+        finally:
+            self.panel_kind_ = kind
+        frame = pd.DataFrame({"id": np.repeat(np.array(names, dtype=object), steps),
+                              "step": np.tile(np.arange(1, steps + 1), len(names)),
+                              "forecast": mean.ravel()})  # fmt: skip
+        if y is None and self.freq_ is not None:
+            last = dict(zip(self.ids_, self.last_times_))
+            frame["time"] = np.concatenate(
+                [pd.date_range(last[k], periods=steps + 1, freq=self.freq_)[1:] for k in names]
+            )
+        for j, q in enumerate([] if quantiles is None else quantiles):
+            frame[f"q{q:g}"] = qs[:, :, j].ravel()
+        return frame
+
+
+def _positions(ids: list, wanted: Any) -> np.ndarray:
+    return Panel(ids, np.zeros(0), np.zeros(len(ids) + 1, dtype=np.int64)).select(wanted)
+
+
+def _frequency(times: list | None) -> str | None:
+    """The common pandas frequency of DatetimeIndex time stamps, or None."""
+    if not times or not all(
+        isinstance(t, pd.DatetimeIndex)
+        or (hasattr(t, "dtype") and str(t.dtype).startswith("datetime64"))
+        for t in times
+    ):
+        return None
+    try:
+        freq = pd.infer_freq(pd.DatetimeIndex(max(times, key=len)))
+    except (TypeError, ValueError):
+        return None
+    return freq
