@@ -84,6 +84,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
 
 
 def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "None"
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 

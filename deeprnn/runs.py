@@ -264,6 +264,11 @@ def describe_model(est) -> list[str]:
             model.explain().markdown(),
             "",
         ]
+    chosen = getattr(est, "defaults_", None)
+    if chosen:
+        lines += ["## Defaults chosen from the data", "",
+                  "Arguments left to the data (`est.defaults_`) and why each got its value:", "",
+                  chosen.markdown(), ""]  # fmt: skip
     return lines
 
 

@@ -43,7 +43,7 @@ def test_round_trip(tmp_path):
         ({"task": "x", "inner": {"lrr": 0.1}}, r"inner.lrr: unknown key; .* did you mean 'lr'\?"),
         ({"task": "x", "inner": {"lr": "fast"}}, r"inner.lr: expected float, got str 'fast'"),
         ({"task": "x", "inner": {"sizes": [4, "a"]}}, r"inner.sizes\[1\]: expected int"),
-        ({"task": "x", "inner": {"name": 3}}, r"inner.name: expected str or NoneType, got int 3"),
+        ({"task": "x", "inner": {"name": 3}}, r"inner.name: expected str or None, got int 3"),
         ({"task": "x", "flag": "yes please"}, r"flag: expected true or false"),
         ({"task": "x", "inner": [1]}, r"inner: expected a mapping"),
         ({}, r"config: missing required key\(s\) \['task'\]"),

@@ -56,7 +56,11 @@ def test_estimator_kinds():
     assert is_classifier(SequenceClassifier()) and is_classifier(TextClassifier())
     assert is_regressor(SequenceRegressor())
     defaults = SequenceClassifier().get_params()
-    assert (defaults["cell"], defaults["num_layers"], defaults["hidden_size"]) == ("lstm", 2, 64)
+    assert (defaults["cell"], defaults["num_layers"]) == ("lstm", 2)
+    # Left to the data (deeprnn.estimators.defaults): decided at fit, recorded in defaults_.
+    auto = ("hidden_size", "bidirectional", "epochs", "batch_size", "validation_fraction")
+    assert all(defaults[k] is None for k in auto)
+    assert (defaults["frontend"], defaults["pooling"]) == ("auto", "auto")
     assert (defaults["optimizer"], defaults["lr"], defaults["clip_norm"]) == ("adam", 3e-3, 1.0)
 
 

@@ -67,7 +67,8 @@ def test_forecaster_validation_metrics_are_in_the_series_units():
 
 def test_stop_reason_survives_save_and_load(tmp_path):
     X = [np.full((5, 1), float(i % 2)) for i in range(20)]
-    clf = SequenceClassifier(hidden_size=4, num_layers=1, epochs=40, patience=1, lr=1e-9)
+    clf = SequenceClassifier(hidden_size=4, num_layers=1, epochs=40, patience=1, lr=1e-9,
+                             validation_fraction=0.1)  # fmt: skip
     clf.fit(X, [i % 2 for i in range(20)])
     stop = clf.history_.stop
     assert stop["reason"] == "early_stopping" and stop["patience"] == 1 and stop["epoch"] < 40

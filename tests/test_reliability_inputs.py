@@ -327,7 +327,7 @@ def test_classifiers_reject_bad_input(classifier, text_classifier):
 @pytest.mark.parametrize(
     "params, kind, match",
     [
-        (dict(epochs="2"), ConfigError, r"epochs: expected int, got str '2'"),
+        (dict(epochs="2"), ConfigError, r"epochs: expected int or None, got str '2'"),
         (dict(batch_size=0), ConfigError, r"batch_size: expected an int >= 1, got 0"),
         (dict(seed=-1), ConfigError, r"seed: expected an int in \[0, 2\*\*32\), got -1"),
         (dict(lr="fast"), ConfigError, r"lr: expected float, got str 'fast'"),

@@ -9,7 +9,10 @@ sequences, builds [embedding] -> DeepRNN -> Head as a `SequenceModel`, trains it
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
+import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +27,11 @@ from torch import nn
 
 from deeprnn.config import TrainConfig
 from deeprnn.config_io import ConfigError, _coerce
+from deeprnn.data.splits import kfold, stratified_split
 from deeprnn.data.text import Vocabulary
 from deeprnn.errors import InputError, check_choice
 from deeprnn.estimators import persist
+from deeprnn.estimators.defaults import DataShape, choose_defaults, epochs_for_updates
 from deeprnn.estimators.inputs import Loader, python_value, take
 from deeprnn.export import export as export_model
 from deeprnn.frontend import ConvFrontend, frontend_kwargs
@@ -34,12 +39,14 @@ from deeprnn.heads import Head
 from deeprnn.model import SequenceModel
 from deeprnn.stack import DeepRNN
 from deeprnn.train import fit, predict, seed_everything
+from deeprnn.train.checkpoint import atomic_write
 
 POOLINGS = ("last", "mean", "attention")  # of estimators with one output per sequence
 # Arguments passed through to DeepRNN and to TrainConfig under the same names.
 BODY = ("hidden_size", "num_layers", "cell", "nonlinearity", "wiring", "residual", "layer_norm",
         "dropout", "recurrent_dropout", "zoneout", "bidirectional", "between", "outputs",
         "bias")  # fmt: skip
+VALIDATION_RECORD = "validation.json"  # in checkpoint_dir: the epochs the folds picked
 TRAINING = ("epochs", "seed", "optimizer", "lr", "clip_norm", "verbose", "max_bad_steps",
             "bad_step_lr_factor", "keep_checkpoints")  # fmt: skip
 
@@ -102,6 +109,14 @@ class RNNEstimator(BaseEstimator):
     # Learned attributes that save() writes to estimator.json besides the weights.
     _learned: ClassVar[tuple[str, ...]] = ()
 
+    def _arg(self, name: str) -> Any:
+        """The value fit uses for argument `name`: the data-aware choice recorded in
+        `defaults_` where the argument was left to it, else the argument itself."""
+        chosen = getattr(self, "defaults_", None)
+        if chosen is not None and name in chosen:
+            return chosen[name]["value"]
+        return python_value(getattr(self, name))
+
     def _device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -127,7 +142,8 @@ class RNNEstimator(BaseEstimator):
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed: expected an int in [0, 2**32), got {self.seed}")
         self._validation_fraction()
-        frontend_kwargs(python_value(self.frontend))
+        if self.frontend != "auto":
+            frontend_kwargs(python_value(self.frontend))
 
     def _pooling(self) -> str:
         """The `pooling` argument of estimators with one output per sequence, checked."""
@@ -147,11 +163,11 @@ class RNNEstimator(BaseEstimator):
         if vocab_size is not None:
             embedding = nn.Embedding(vocab_size, n_inputs, padding_idx=Vocabulary.pad_id)
         frontend, width = None, n_inputs
-        spec = frontend_kwargs(python_value(self.frontend))
+        spec = frontend_kwargs(self._arg("frontend"))
         if spec is not None:
             frontend = ConvFrontend(n_inputs, **spec)
             width = frontend.out_features
-        body = DeepRNN(width, **{k: python_value(getattr(self, k)) for k in BODY})
+        body = DeepRNN(width, **{k: self._arg(k) for k in BODY})
         head = Head(body.output_size, n_outputs, pooling=pooling, activation=activation)
         return SequenceModel(body, head, embedding, frontend)
 
@@ -182,17 +198,18 @@ class RNNEstimator(BaseEstimator):
         )
         return np.sort(train), np.sort(val)
 
-    def _train(self, spec: dict[str, Any], task: str, train, val, **config: Any) -> None:
-        """Build the model from `spec`, train it; sets model_ and history_."""
+    def _train(self, spec: dict[str, Any], task: str, train, val, scratch: bool = False,
+               **config: Any) -> None:  # fmt: skip
+        """Build the model from `spec`, train it; sets model_ and history_. `config`
+        overrides TrainConfig fields; `scratch` trains without checkpoints (a CV fold)."""
         seed_everything(self.seed)  # the initial weights depend on the seed only
         model = self._build_model(**spec).to(self._device())
-        cfg = TrainConfig(
-            **{k: python_value(getattr(self, k)) for k in TRAINING},
-            patience=python_value(self.patience) if val is not None else None,
-            **config,
-        )
+        fields = {k: self._arg(k) for k in TRAINING}
+        fields["patience"] = python_value(self.patience) if val is not None else None
+        cfg = TrainConfig(**{**fields, **config})
+        run_dir = None if scratch else self.checkpoint_dir
         self.history_ = fit(
-            model, train, val, cfg, task, run_dir=self.checkpoint_dir, resume=self.resume
+            model, train, val, cfg, task, run_dir=run_dir, resume=self.resume and not scratch
         )
         self.model_ = model.eval()
         self._spec = dict(spec)
@@ -203,19 +220,22 @@ class RNNEstimator(BaseEstimator):
         train_idx, val_idx = self._holdout(len(seqs), stratify)
 
         def loader(idx, shuffle):
-            return Loader(
-                take(seqs, idx), take(targets, idx), self.batch_size, shuffle, self.seed, per_step
-            )
+            return self._loader(seqs, targets, idx, shuffle, per_step)
 
         val = None if val_idx is None else loader(val_idx, False)
         self._train(spec, task, loader(train_idx, True), val)
+
+    def _loader(self, seqs, targets, idx, shuffle: bool, per_step: bool = False) -> Loader:
+        """Batches of the sequences `idx` (shuffled and bucketed by length when `shuffle`)."""
+        return Loader(take(seqs, idx), take(targets, idx), self._arg("batch_size"), shuffle,
+                      self.seed, per_step)  # fmt: skip
 
     def _outputs(self, seqs: list[np.ndarray], per_step: bool = False):
         """Activated outputs: (N, K), or a list of (T_i, K) for per-step heads."""
         check_is_fitted(self, "model_")
         # Sorting by length keeps the padding of each batch small; the order is undone below.
         order = np.argsort([len(s) for s in seqs], kind="stable")
-        size = max(self.batch_size, 256)
+        size = max(self._arg("batch_size"), 256)
         out = predict(self.model_, Loader(take(seqs, order), None, size, shuffle=False))
         restored = np.empty_like(out)
         restored[order] = out
@@ -242,3 +262,126 @@ class RNNEstimator(BaseEstimator):
         whichever estimator the directory holds; `device` overrides the saved one.
         Raises `deeprnn.train.CheckpointError` for a missing, foreign or corrupt directory."""
         return persist.read(Path(path), cls, device, RNNEstimator)
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class DataAwareEstimator(RNNEstimator):
+    """An estimator of whole sequences whose unset arguments are chosen from the data.
+
+    hidden_size, bidirectional, epochs, batch_size and validation_fraction left as None, and
+    frontend / pooling left as "auto", are decided at `fit` from the training data's shape
+    by the rules of `deeprnn.estimators.defaults` and recorded, with the reason for each,
+    in `defaults_` (printed by `print(est.defaults_)`, logged when verbose, and written to
+    the run report). With validation_fraction=None, small data (below 2,000 sequences)
+    never early-stops on a handful of sequences: the number of updates is picked by 3-fold
+    cross-validation (below 500) or one 20 % split, then the model is refitted on ALL the
+    training data for that many updates. Arguments set explicitly are used as given
+    (`epochs` is then the most a CV may pick).
+    """
+
+    hidden_size: int | list[int] | None = None  # None: 32 / 64 / 128 from the data's size
+    bidirectional: bool | None = None  # None: on, but for big and long data
+    frontend: dict | str | None = "auto"  # "auto": conv blocks for long feature sequences
+    epochs: int | None = None  # None: about 1,500 updates (within 15-300 passes)
+    batch_size: int | None = None  # None: N / 16 as a power of two within [8, 64]
+    validation_fraction: float | None = None  # None: CV / split + refit, or 10 % early stop
+
+    _learned = ("defaults_",)
+
+    def _validation_fraction(self) -> float:
+        if self.validation_fraction is None:  # the plan fit chose: a holdout only for "early"
+            chosen = getattr(self, "defaults_", None)
+            plan, amount = chosen.plan if chosen is not None else ("cv", 0)
+            return float(amount) if plan == "early" else 0.0
+        return super()._validation_fraction()
+
+    def _pooling(self) -> str:
+        if self.pooling == "auto":
+            return "auto"
+        return super()._pooling()
+
+    def _choose_defaults(self, shape: DataShape, frontend_ok: bool, pooled: bool) -> None:
+        self.defaults_ = choose_defaults(self, shape, frontend_ok, pooled)
+        if self.defaults_:
+            name, seen = type(self).__name__, f"N={shape.n}, median T={shape.median_length}"
+            self._log(f"{name}: defaults chosen from the data ({seen}):\n{self.defaults_}")
+
+    def _log(self, message: str) -> None:
+        if self.verbose:
+            print(message, file=sys.stderr, flush=True)
+
+    def _fit_sequences(self, seqs, targets, task, spec, per_step=False, stratify=None) -> None:
+        """Choose the defaults (when the subclass has not), then validate as they say: early
+        stopping on a holdout, or updates picked by folds / a split and a refit on all."""
+        if spec.get("pooling") == "auto":
+            spec = {**spec, "pooling": self._arg("pooling")}
+        plan, amount = self.defaults_.plan
+        if plan in ("given", "early"):  # a holdout of _validation_fraction() and early stopping
+            super()._fit_sequences(seqs, targets, task, spec, per_step, stratify)
+            return
+        n = len(seqs)
+        if plan == "cv":
+            folds = kfold(n, amount, self.seed, stratify)
+        else:
+            folds = [stratified_split(stratify if stratify is not None else np.zeros(n),
+                                      max(1, round(n * amount)), self.seed)]  # fmt: skip
+        batch, most = self._arg("batch_size"), self._arg("epochs")
+
+        key = {"n": n, "plan": plan, "amount": amount, "batch_size": batch, "most": most,
+               "seed": self.seed}  # fmt: skip
+        done = self._validation_record(key)
+        if done is not None:  # a resumed run: the folds ran before the interruption
+            self.defaults_.choose("epochs", done["epochs"], done["reason"])
+            self._log(f"resuming: {done['reason']}")
+        else:
+            self._validate(seqs, targets, task, spec, per_step, folds, plan, batch, most)
+            self._write_validation_record(key)
+        epochs = self._arg("epochs")
+        self._log(f"refit on all {n} sequences for {epochs} epochs")
+        self._train(spec, task, self._loader(seqs, targets, np.arange(n), True, per_step), None)
+
+    def _validation_record(self, key: dict) -> dict | None:
+        """The epochs a previous, interrupted fit picked for the same data and arguments."""
+        if not (self.resume and self.checkpoint_dir):
+            return None
+        path = Path(self.checkpoint_dir) / VALIDATION_RECORD
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("key") != json.loads(json.dumps(key)):
+            return None
+        return record
+
+    def _write_validation_record(self, key: dict) -> None:
+        if self.checkpoint_dir:
+            path = Path(self.checkpoint_dir)
+            path.mkdir(parents=True, exist_ok=True)
+            record = {"key": key, **self.defaults_["epochs"], "epochs": self._arg("epochs")}
+            atomic_write(path / VALIDATION_RECORD, json.dumps(record).encode("utf-8"))
+
+    def _validate(self, seqs, targets, task, spec, per_step, folds, plan, batch, most) -> None:
+        """Train on each fold up to `most` epochs; record in defaults_ the epochs that give
+        the updates of the lowest mean validation loss, for a refit on all n sequences."""
+        n = len(seqs)
+
+        curves, per_epoch = [], []
+        for i, (tr, va) in enumerate(folds):
+            self._log(f"validation {plan} {i + 1}/{len(folds)}: up to {most} epochs on "
+                      f"{len(tr)} sequences, scored on {len(va)}")  # fmt: skip
+            self._train(spec, task, self._loader(seqs, targets, tr, True, per_step),
+                        self._loader(seqs, targets, va, False, per_step), scratch=True,
+                        epochs=most, patience=max(10, most // 4), restore_best=False)  # fmt: skip
+            curves.append(list(self.history_["val_loss"]))
+            per_epoch.append(math.ceil(len(tr) / batch))
+        longest = max(len(c) for c in curves)
+        mean = np.mean([c + [c[-1]] * (longest - len(c)) for c in curves], axis=0)
+        best = int(np.argmin(mean)) + 1
+        updates = round(best * float(np.mean(per_epoch)))
+        epochs = epochs_for_updates(updates, n, batch)
+        self.defaults_.choose(
+            "epochs", epochs,
+            f"lowest mean validation loss ({mean[best - 1]:.4g}) after {best} epochs = "
+            f"{updates} updates over {len(folds)} {'folds' if plan == 'cv' else 'split'}; "
+            f"refitted on all {n} sequences for as many updates",
+        )  # fmt: skip

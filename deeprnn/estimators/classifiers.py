@@ -13,7 +13,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from deeprnn.data import Tokenizer, Vocabulary
 from deeprnn.errors import InputError
-from deeprnn.estimators.base import RNNEstimator
+from deeprnn.estimators.base import DataAwareEstimator
+from deeprnn.estimators.defaults import DataShape
 from deeprnn.estimators.inputs import (
     FloatSequences,
     check_texts,
@@ -39,6 +40,8 @@ class _LabelsSequences(ClassifierMixin):
         self._check_params()
         seqs = self._encode_inputs(X, fitting=True)
         self.classes_, codes = fit_labels(y, len(seqs))
+        tokens = isinstance(self, TextClassifier)
+        self._choose_defaults(DataShape.of(seqs, len(self.classes_), tokens), not tokens, True)
         spec = {**self._input_spec(), "n_outputs": len(self.classes_),
                 "pooling": self._pooling(), "activation": "softmax"}  # fmt: skip
         self._fit_sequences(seqs, codes, "classification", spec, stratify=codes)
@@ -64,25 +67,30 @@ class _LabelsSequences(ClassifierMixin):
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class SequenceClassifier(_LabelsSequences, FloatSequences, RNNEstimator):
+class SequenceClassifier(_LabelsSequences, FloatSequences, DataAwareEstimator):
     """Label whole sequences of feature vectors (e.g. the speaker of an utterance).
 
     `fit(X, y)`: X an array (N, T, F) or a list of N arrays (T_i, F) or (T_i,) of any
     lengths; y (N,) labels of any hashable type. `predict` returns labels, `predict_proba`
     (N, K) probabilities ordered as `classes_`, `score` the accuracy.
-    Args (besides RNNEstimator's): pooling ("last" | "mean" | "attention": how the head
-    summarises the outputs over time); standardize (scale each feature by its training mean
-    and std). Learned: model_, classes_, n_features_in_, input_scaler_, history_.
+    Arguments left as None / "auto" are chosen from the data (see `DataAwareEstimator`;
+    `defaults_` says what and why).
+    Args (besides RNNEstimator's): pooling ("auto" | "last" | "mean" | "attention": how the
+    head summarises the outputs over time); standardize (scale each feature by its training
+    mean and std); per_sequence (first z-normalise every sequence by its own mean and std
+    per feature, as UCR-style data expects: the offset and scale of a sequence are then not
+    used). Learned: model_, classes_, n_features_in_, input_scaler_, defaults_, history_.
     """
 
-    pooling: str = "last"  # "last" | "mean" | "attention"
+    pooling: str = "auto"  # "auto" (mean) | "last" | "mean" | "attention"
     standardize: bool = True  # scale features with their training mean and std
+    per_sequence: bool = False  # z-normalise each sequence on its own first
 
-    _learned = ("classes_", "n_features_in_", "input_scaler_")
+    _learned = ("classes_", "n_features_in_", "input_scaler_", "defaults_")
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class TextClassifier(_LabelsSequences, RNNEstimator):
+class TextClassifier(_LabelsSequences, DataAwareEstimator):
     """Label texts (sentiment, topic, author...): tokens -> embedding -> DeepRNN -> softmax.
 
     `fit(X, y)`: X a list of strings, y one label per text. The vocabulary is built from
@@ -93,7 +101,8 @@ class TextClassifier(_LabelsSequences, RNNEstimator):
     Args (besides RNNEstimator's): level ("word" | "char"), lower, strip_punctuation (of the
     `deeprnn.data.Tokenizer`), min_freq and max_size (of the `Vocabulary`: rarer words become
     `<unk>`), embedding_dim, max_len (tokens kept per text, the first ones; None: all),
-    pooling. Learned: model_, classes_, vocab_, history_.
+    pooling. Arguments left as None / "auto" are chosen from the data (`defaults_`).
+    Learned: model_, classes_, vocab_, defaults_, history_.
     """
 
     level: str = "word"  # "word" | "char" tokens
@@ -103,9 +112,9 @@ class TextClassifier(_LabelsSequences, RNNEstimator):
     max_size: int | None = None  # most vocabulary entries, <pad> and <unk> included
     embedding_dim: int = 64  # width of the word vectors
     max_len: int | None = None  # tokens kept per text (None: all)
-    pooling: str = "mean"  # "last" | "mean" | "attention"
+    pooling: str = "auto"  # "auto" (mean) | "last" | "mean" | "attention"
 
-    _learned = ("classes_", "vocab_")
+    _learned = ("classes_", "vocab_", "defaults_")
 
     def _encode_inputs(self, X: Any, fitting: bool) -> list[np.ndarray]:
         if not fitting:

@@ -137,6 +137,14 @@ def encode_tokens(vocab: Vocabulary, token_lists, max_len: int | None = None) ->
     ]
 
 
+def per_sequence_normalise(seq: np.ndarray) -> np.ndarray:
+    """(T, F) z-normalised per feature by the sequence's own mean and std (a constant
+    feature becomes 0), in float64."""
+    seq = np.asarray(seq, dtype=np.float64)
+    std = seq.std(axis=0)
+    return (seq - seq.mean(axis=0)) / np.where(std > 1e-12, std, 1.0)
+
+
 class FloatSequences:
     """Inputs as an array (N, T, F) or a list of arrays (T_i, F) / (T_i,); with
     `standardize`, each feature is scaled by the mean and std of the training steps."""
@@ -146,6 +154,8 @@ class FloatSequences:
             check_is_fitted(self, "model_")
         seqs = [s.reshape(len(s), -1) for s in validate_sequences(X, "X")]
         features = seqs[0].shape[1]
+        if getattr(self, "per_sequence", False):
+            seqs = [per_sequence_normalise(s) for s in seqs]
         if fitting:
             self.n_features_in_ = features
             scaler = SeriesScaler().fit(np.concatenate(seqs)) if self.standardize else None

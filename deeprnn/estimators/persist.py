@@ -19,6 +19,7 @@ import numpy as np
 from deeprnn.data.series import SeriesScaler
 from deeprnn.data.text import Vocabulary
 from deeprnn.errors import InputTypeError
+from deeprnn.estimators.defaults import Defaults
 from deeprnn.train import CheckpointError, History, load_weights, save_weights
 from deeprnn.train.checkpoint import atomic_write, read_meta
 
@@ -27,7 +28,12 @@ VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "estimator.json"
 
-_OBJECTS = {"__vocabulary__": Vocabulary, "__scaler__": SeriesScaler, "__history__": History}
+_OBJECTS = {
+    "__vocabulary__": Vocabulary,
+    "__scaler__": SeriesScaler,
+    "__history__": History,
+    "__defaults__": Defaults,
+}
 
 
 def encode(value: Any) -> Any:

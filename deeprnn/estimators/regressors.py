@@ -10,7 +10,8 @@ from sklearn.base import RegressorMixin
 
 from deeprnn.data import SeriesScaler
 from deeprnn.errors import InputError, InputTypeError
-from deeprnn.estimators.base import RNNEstimator
+from deeprnn.estimators.base import DataAwareEstimator
+from deeprnn.estimators.defaults import DataShape
 from deeprnn.estimators.inputs import FloatSequences
 
 
@@ -33,7 +34,7 @@ def check_targets(y: Any, n: int) -> np.ndarray:
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class SequenceRegressor(RegressorMixin, FloatSequences, RNNEstimator):
+class SequenceRegressor(RegressorMixin, FloatSequences, DataAwareEstimator):
     """Predict real values from whole sequences of feature vectors.
 
     `fit(X, y)`: X an array (N, T, F) or a list of N arrays (T_i, F) or (T_i,); y floats
@@ -41,15 +42,19 @@ class SequenceRegressor(RegressorMixin, FloatSequences, RNNEstimator):
     and std) and predictions mapped back, so `predict` returns the units of y, with the
     shape of y: (N,) or (N, K). `score` is R^2 (scikit-learn's `r2_score`, averaged
     uniformly over the K outputs).
-    Args (besides RNNEstimator's): pooling ("last" | "mean" | "attention"), standardize
-    (scale input features). Learned: model_, n_features_in_, input_scaler_,
-    target_scaler_, n_outputs_, history_.
+    Arguments left as None / "auto" are chosen from the data (`defaults_` says what and why).
+    Args (besides RNNEstimator's): pooling ("auto" | "last" | "mean" | "attention"),
+    standardize (scale input features), per_sequence (z-normalise each sequence on its own
+    first). Learned: model_, n_features_in_, input_scaler_, target_scaler_, n_outputs_,
+    defaults_, history_.
     """
 
-    pooling: str = "last"  # "last" | "mean" | "attention"
+    pooling: str = "auto"  # "auto" (mean) | "last" | "mean" | "attention"
     standardize: bool = True  # scale features with their training mean and std
+    per_sequence: bool = False  # z-normalise each sequence on its own first
 
-    _learned = ("n_features_in_", "input_scaler_", "target_scaler_", "n_outputs_", "target_ndim_")
+    _learned = ("n_features_in_", "input_scaler_", "target_scaler_", "n_outputs_", "target_ndim_",
+                "defaults_")  # fmt: skip
 
     def fit(self, X: Any, y: Any) -> SequenceRegressor:
         """Learn from sequences X and targets y; returns self."""
@@ -61,6 +66,7 @@ class SequenceRegressor(RegressorMixin, FloatSequences, RNNEstimator):
         self.n_outputs_ = targets.shape[1]
         self.target_scaler_ = SeriesScaler().fit(targets)
         scaled = self.target_scaler_.transform(targets).astype(np.float32)
+        self._choose_defaults(DataShape.of(seqs), frontend_ok=True, pooled=True)
         spec = {**self._input_spec(), "n_outputs": self.n_outputs_, "pooling": self._pooling(),
                 "activation": None}  # fmt: skip
         self._fit_sequences(seqs, scaled, "regression", spec)

@@ -11,7 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 from deeprnn.config_io import ConfigError
 from deeprnn.data import Vocabulary
 from deeprnn.errors import InputError, InputTypeError
-from deeprnn.estimators.base import RNNEstimator
+from deeprnn.estimators.base import DataAwareEstimator
+from deeprnn.estimators.defaults import DataShape
 from deeprnn.estimators.inputs import FloatSequences, encode_labels, fit_labels, label_list
 from deeprnn.frontend import ConvFrontend, frontend_kwargs
 
@@ -63,7 +64,7 @@ def _tag_lists(y: Any, seqs: list[np.ndarray]) -> list[list]:
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class SequenceTagger(FloatSequences, RNNEstimator):
+class SequenceTagger(FloatSequences, DataAwareEstimator):
     """Label every step of a sequence.
 
     `fit(X, y)`: X a list of token lists (words: embedded through a vocabulary built from
@@ -74,16 +75,19 @@ class SequenceTagger(FloatSequences, RNNEstimator):
     Bidirectional by default: a step's label may depend on what follows it.
     Args (besides RNNEstimator's): min_freq, max_size, embedding_dim (token inputs),
     standardize (float inputs). Learned: model_, classes_, input_kind_ ("tokens" |
-    "features"), vocab_ or n_features_in_ and input_scaler_, history_.
+    "features"), vocab_ or n_features_in_ and input_scaler_, defaults_, history_.
+    Arguments left as None / "auto" are chosen from the data (`defaults_` says what and why);
+    the front end stays off unless given (it must keep the length).
     """
 
-    bidirectional: bool = True  # a tag may depend on the steps after it
+    bidirectional: bool | None = None  # None: on (a tag may depend on the steps after it)
     min_freq: int = 1  # tokens seen fewer times in training become <unk>
     max_size: int | None = None  # most vocabulary entries, <pad> and <unk> included
     embedding_dim: int = 64  # width of the token vectors
     standardize: bool = True  # scale float features with their training mean and std
 
-    _learned = ("classes_", "input_kind_", "vocab_", "n_features_in_", "input_scaler_")
+    _learned = ("classes_", "input_kind_", "vocab_", "n_features_in_", "input_scaler_",
+                "defaults_")  # fmt: skip
 
     def _encode_inputs(self, X: Any, fitting: bool) -> list[np.ndarray]:
         if not fitting:
@@ -111,7 +115,7 @@ class SequenceTagger(FloatSequences, RNNEstimator):
     def fit(self, X: Any, y: Any) -> SequenceTagger:
         """Learn from sequences X and their per-step labels y; returns self."""
         self._check_params()
-        spec = frontend_kwargs(self.frontend)
+        spec = None if self.frontend == "auto" else frontend_kwargs(self.frontend)
         if spec is not None and not ConvFrontend(1, **spec).keeps_length:
             raise ConfigError(
                 "frontend: a tagger gives one label per input step, so its front end must keep "
@@ -122,6 +126,8 @@ class SequenceTagger(FloatSequences, RNNEstimator):
         flat = [t for seq in tags for t in seq]
         self.classes_, codes = fit_labels(flat, len(flat))
         per_seq = np.split(codes, np.cumsum([len(s) for s in seqs])[:-1])
+        shape = DataShape.of(seqs, len(self.classes_), self.input_kind_ == "tokens")
+        self._choose_defaults(shape, frontend_ok=False, pooled=False)
         spec = {**self._input_spec(), "n_outputs": len(self.classes_), "pooling": "every",
                 "activation": "softmax"}  # fmt: skip
         self._fit_sequences(seqs, per_seq, "tagging", spec, per_step=True)

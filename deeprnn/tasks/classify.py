@@ -12,13 +12,13 @@ from deeprnn import plots
 from deeprnn.config import RunConfig
 from deeprnn.data import load_dataset, load_long_csv, load_numpy, load_text_folder
 from deeprnn.data.loaders import decode_error
+from deeprnn.data.splits import stratified_split
 from deeprnn.errors import InputError
 from deeprnn.estimators import SequenceClassifier, SequenceRegressor, TextClassifier
 from deeprnn.tasks.common import (
     Outcome,
     estimator_for,
     majority,
-    stratified_split,
     test_count,
 )
 from deeprnn.train import metrics

@@ -41,24 +41,14 @@ def estimator_for(cls: type, model: dict[str, Any], **fixed: Any):
     Unknown keys and wrong types raise ConfigError naming `model.<key>`.
     """
     params = {**fixed, **model}
-    frontend_kwargs(params.get("frontend"), "model.frontend")  # before any data is read
+    if params.get("frontend") != "auto":
+        frontend_kwargs(params.get("frontend"), "model.frontend")  # before any data is read
     try:
         return from_dict(cls, params, "model")
     except ConfigError:
         raise
     except TypeError as err:
         raise ConfigError(f"model: {err}") from err
-
-
-def stratified_split(y: np.ndarray, n_test: int, seed: int = 0):
-    """Train / test indices with every class on both sides where it has 2+ members."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    _, counts = np.unique(y, return_counts=True)
-    stratify = y if counts.min() >= 2 and n_test >= len(counts) else None
-    train, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=stratify)
-    return np.sort(train), np.sort(test)
 
 
 def majority(y_train: np.ndarray, n: int) -> np.ndarray:

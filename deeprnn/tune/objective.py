@@ -33,8 +33,14 @@ class Data:
 
 
 def trial_estimator(est, params: dict[str, Any]):
-    """An unfitted copy of `est` with `params` set, silent."""
-    return clone(est).set_params(**params, verbose=0)
+    """An unfitted copy of `est` with `params` set, silent. A validation_fraction left to
+    the data becomes 0: trials (and the refits of the best) train for the update budget
+    the data-aware defaults give, scored on the tuner's own validation part, not by folds
+    inside every trial."""
+    extra = {}
+    if est.get_params().get("validation_fraction", 0) is None:
+        extra["validation_fraction"] = 0.0
+    return clone(est).set_params(**{**extra, **params}, verbose=0)
 
 
 class Objective:

@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 
 from deeprnn.config_io import write_yaml
+from deeprnn.data.splits import kfold, stratified_split
 from deeprnn.errors import InputError
 from deeprnn.estimators.ensemble import EnsembleClassifier, EnsembleRegressor
 from deeprnn.estimators.inputs import take
@@ -70,18 +71,12 @@ def _folds(est, X, y, validation) -> list[Data]:
         and not isinstance(validation, bool)
         and 2 <= validation <= n // 2
     ):
-        from sklearn.model_selection import KFold, StratifiedKFold
-
-        stratify = np.bincount(codes).min() >= validation and len(np.unique(codes)) > 1
-        kind = StratifiedKFold if stratify else KFold
-        splits = kind(validation, shuffle=True, random_state=0).split(np.zeros(n), codes)
+        splits = kfold(n, validation, seed=0, y=codes)
     elif (
         isinstance(validation, float)
         and 0 < validation < 1
         and n - max(1, round(n * validation)) >= 2
     ):
-        from deeprnn.tasks.common import stratified_split
-
         splits = [stratified_split(codes, max(1, round(n * validation)), seed=0)]
     else:
         raise InputError(
