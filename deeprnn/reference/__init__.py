@@ -15,6 +15,14 @@ dropout and recurrent dropout act only in training and are ignored here. The con
 end computes either mode: batch norm on batch statistics (training) or running ones (eval).
 """
 
+from deeprnn.reference.attention import (
+    attention_backward,
+    attention_forward,
+    decoder_step_backward,
+    decoder_step_forward,
+    seq2seq_step_backward,
+    seq2seq_step_forward,
+)
 from deeprnn.reference.cells import cell_backward, cell_forward
 from deeprnn.reference.frontend import frontend_backward, frontend_forward
 from deeprnn.reference.heads import (
@@ -28,9 +36,13 @@ from deeprnn.reference.stack import backward, forward, param_shapes
 
 __all__ = [
     "activate",
+    "attention_backward",
+    "attention_forward",
     "backward",
     "cell_backward",
     "cell_forward",
+    "decoder_step_backward",
+    "decoder_step_forward",
     "forward",
     "frontend_backward",
     "frontend_forward",
@@ -39,4 +51,6 @@ __all__ = [
     "length_mask",
     "loss_forward",
     "param_shapes",
+    "seq2seq_step_backward",
+    "seq2seq_step_forward",
 ]
