@@ -25,6 +25,8 @@ NAMES = [
     "japanese_vowels",
     "waveforms",
     "switching_waves",
+    "numbers_words",
+    "dates",
 ]
 
 
