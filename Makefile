@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,export,tune,gpu
+EXTRAS := dev,export,tune,gpu,translate
 
 .PHONY: setup demo test lint bench docs clean
 

@@ -86,6 +86,7 @@ RUN_TASKS = (
     "text_classification",
     "sequence_labelling",
     "char_lm",
+    "translation",
 )
 
 
@@ -122,6 +123,7 @@ TASK_DATA_KEYS = {
     "text_classification": ("dataset", "path", "column", "target", "encoding", "test_size"),
     "sequence_labelling": ("dataset", "path", "test_size"),
     "char_lm": ("dataset", "path", "encoding", "test_size"),
+    "translation": ("dataset", "path", "column", "target", "encoding", "test_size"),
 }
 
 
@@ -133,7 +135,7 @@ class RunConfig:
     data: DataConfig  # the data section
     model: dict = field(default_factory=dict)  # arguments of the task's estimator
     run_dir: str | None = None  # default: runs/<task>
-    samples: int = 3  # char_lm: generations written to the report
+    samples: int = 3  # char_lm: generations written to the report (translation: 3x as many pairs)
     gradient_flow_every: int = 0  # record gradient flow every N epochs (plots + report); 0: off
 
     def __post_init__(self) -> None:

@@ -192,3 +192,18 @@ def gradient_flow(flow, path: str | Path, title: str = "Gradient flow ||dL/dh_t|
     right.set(xlabel="time step t", ylabel="||dL/dh_t||", title="Per row")
     right.legend(fontsize="small")
     return _save(fig, path)
+
+
+def attention(weights: np.ndarray, source: Sequence[str], target: Sequence[str],
+              path: str | Path, title: str = "Attention") -> Path:  # fmt: skip
+    """A heat map of attention weights (target steps x source steps): which source tokens
+    each output token read. `target` may have one token fewer than the rows (the </s> row)."""
+    weights = np.asarray(weights, dtype=float)
+    rows = [*target, "</s>"][: weights.shape[0]]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(source) + 2),
+                                    max(3.0, 0.3 * len(rows) + 1.5)))  # fmt: skip
+    ax.imshow(weights[:, : len(source)], cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(np.arange(len(source)), [repr(t)[1:-1] or " " for t in source])
+    ax.set_yticks(np.arange(len(rows)), [t if t.strip() else repr(t) for t in rows])
+    ax.set(xlabel="source", ylabel="translation", title=title)
+    return _save(fig, path)

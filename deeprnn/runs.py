@@ -65,7 +65,7 @@ def resolved(cfg: RunConfig) -> dict:
     keep = TASK_DATA_KEYS.get(cfg.task, out["data"])  # a task not listed keeps every key
     out["data"] = {k: v for k, v in out["data"].items()
                    if k in keep or v != to_dict(getattr(blank, k))}  # fmt: skip
-    if cfg.task != "char_lm" and cfg.samples == RunConfig.samples:
+    if cfg.task not in ("char_lm", "translation") and cfg.samples == RunConfig.samples:
         del out["samples"]
     return out
 

@@ -12,6 +12,7 @@ from deeprnn import cli, runs
 from deeprnn.estimators import (
     CharLanguageModel,
     Forecaster,
+    Seq2SeqTranslator,
     SequenceClassifier,
     SequenceTagger,
     TextClassifier,
@@ -27,6 +28,7 @@ ESTIMATORS = {
     "text_classification": TextClassifier,
     "sequence_labelling": SequenceTagger,
     "char_lm": CharLanguageModel,
+    "translation": Seq2SeqTranslator,
 }
 # The last line each script prints: its metric.
 LAST_LINE = {
@@ -80,7 +82,7 @@ def test_example_runs_quick(quick_runs, name):
 
 def test_there_is_a_config_per_cli_task():
     tasks = {runs.load_config(path).task for path in CONFIGS}
-    assert tasks == set(ESTIMATORS) and len(CONFIGS) == 7
+    assert tasks == set(ESTIMATORS) and len(CONFIGS) == 8
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

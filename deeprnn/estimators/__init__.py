@@ -8,6 +8,7 @@ from deeprnn.estimators.forecaster import Forecaster
 from deeprnn.estimators.language import CharLanguageModel
 from deeprnn.estimators.regressors import SequenceRegressor
 from deeprnn.estimators.tagger import SequenceTagger
+from deeprnn.estimators.translator import Seq2SeqTranslator
 
 __all__ = [
     "CharLanguageModel",
@@ -17,6 +18,7 @@ __all__ = [
     "RNNEstimator",
     "SequenceClassifier",
     "SequenceRegressor",
+    "Seq2SeqTranslator",
     "SequenceTagger",
     "TextClassifier",
 ]

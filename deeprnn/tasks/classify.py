@@ -19,6 +19,7 @@ from deeprnn.tasks.common import (
     Outcome,
     estimator_for,
     majority,
+    read_lines,
     test_count,
 )
 from deeprnn.train import metrics
@@ -237,13 +238,7 @@ def predict_file(est, path: Path, task: str, data=None) -> list[list]:
     """Rows (index, prediction) for every sequence (.npz / .npy, or a long-format .csv read
     with the run's `data` columns) or text line (.txt)."""
     if task == "text_classification":
-        try:
-            texts = [t for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
-        except UnicodeDecodeError as err:
-            raise decode_error(path, "utf-8", err) from err
-        if not texts:
-            raise InputError(f"{path}: no non-empty lines to classify")
-        pred = est.predict(texts)
+        pred = est.predict(read_lines(path, "classify"))
     elif path.suffix.lower() == ".csv" and data is not None:
         X, _ = _long_csv(dataclasses.replace(data, dataset=None, path=str(path)), True)
         pred = est.predict(X)

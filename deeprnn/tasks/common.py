@@ -10,6 +10,7 @@ import numpy as np
 
 from deeprnn.config import DataConfig
 from deeprnn.config_io import ConfigError, from_dict
+from deeprnn.data.loaders import decode_error
 from deeprnn.errors import InputError
 from deeprnn.frontend import frontend_kwargs
 
@@ -55,3 +56,14 @@ def majority(y_train: np.ndarray, n: int) -> np.ndarray:
     """n copies of the most common training label: the majority-class baseline."""
     values, counts = np.unique(y_train, return_counts=True)
     return np.full(n, values[counts.argmax()])
+
+
+def read_lines(path: Path, what: str) -> list[str]:
+    """The non-empty lines of a UTF-8 text file, one input each; `what` names the use."""
+    try:
+        lines = [t for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+    except UnicodeDecodeError as err:
+        raise decode_error(path, "utf-8", err) from err
+    if not lines:
+        raise InputError(f"{path}: no non-empty lines to {what}")
+    return lines

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from deeprnn.config import RunConfig
 from deeprnn.errors import InputError
-from deeprnn.tasks import classify, forecast, language, tagging
+from deeprnn.tasks import classify, forecast, language, tagging, translation
 from deeprnn.tasks.common import Outcome
 
 Runner = Callable[[RunConfig, Path, dict], tuple[object, Outcome]]
@@ -19,6 +19,7 @@ TASK_RUNNERS: dict[str, Runner] = {
     "text_classification": classify.run_texts,
     "sequence_labelling": tagging.run_tagging,
     "char_lm": language.run,
+    "translation": translation.run,
 }
 
 EVALUATORS = {
@@ -28,6 +29,7 @@ EVALUATORS = {
     "text_classification": classify.evaluate,
     "sequence_labelling": tagging.evaluate,
     "char_lm": language.evaluate,
+    "translation": translation.evaluate,
 }
 
 
@@ -59,4 +61,6 @@ def predict_file(cfg: RunConfig, est, path: Path, column: str | None = None,
         raise InputError("a language model does not predict files; use `deeprnn generate`")
     if cfg.task == "sequence_labelling":
         return tagging.predict_file(est, path)
+    if cfg.task == "translation":
+        return translation.predict_file(est, path)
     return classify.predict_file(est, path, cfg.task, cfg.data)
