@@ -5,6 +5,8 @@
     python benchmarks/speed.py --sizes long --configs lstm,zoneout --repeats 7
     python benchmarks/speed.py --device cuda         # on a GPU: cuDNN, Triton, TorchScript
                                                      # (runs benchmarks/gpu.py; see there)
+    python benchmarks/speed.py --decode              # Seq2Seq beam search vs greedy decoding
+                                                     # (runs benchmarks/decode.py; see there)
 
 Every figure is a ratio measured in the same run: implementations alternate inside each
 round (after a warm-up), and a ratio is the median over rounds of the per-round ratio.
@@ -393,7 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cuda: benchmarks/gpu.py (cuDNN, Triton, TorchScript; adds the "
                              "large size); it refuses without a CUDA device")  # fmt: skip
+    parser.add_argument("--decode", action="store_true",
+                        help="instead: sentences / s of Seq2Seq beam search (widths 1, 4, 8) "
+                             "against greedy, to decode.md (benchmarks/decode.py)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.decode:
+        return _on_decode(args, parser)
     if args.device == "cuda":
         return _on_cuda(args, parser)
     if args.threads > 0:
@@ -426,14 +433,17 @@ def main(argv: list[str] | None = None) -> int:
         memory = bench_memory(configs, "long", args.threads)
     report = {"machine": machine(), "peak_gflops": peak, "repeats": repeats, "rows": rows,
               "memory": memory, "step": step, "wall_s": time.perf_counter() - start}  # fmt: skip
-    out = Path(args.out)
+    write_tables(Path(args.out), "speed_quick" if args.quick else "speed", report, markdown)
+    return 0
+
+
+def write_tables(out: Path, stem: str, report: dict, markdown) -> None:
+    """out/stem.json (the report) and out/stem.md (markdown(report)), printed too."""
     out.mkdir(parents=True, exist_ok=True)
-    stem = "speed_quick" if args.quick else "speed"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
     (out / f"{stem}.md").write_text(text)
     print(text)
-    return 0
 
 
 def _on_cuda(args, parser) -> int:
@@ -449,6 +459,22 @@ def _on_cuda(args, parser) -> int:
     if args.configs != parser.get_default("configs"):
         argv += ["--configs", args.configs]
     return gpu.main(argv)
+
+
+def _on_decode(args, parser) -> int:
+    """`--decode`: benchmarks/decode.py with this command line's --quick, --threads, --out
+    and --repeats (when given; decode.py's own default otherwise)."""
+    if args.device != "cpu":
+        parser.error("--decode measures on the CPU; drop --device")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import decode
+
+    argv = ["--threads", str(args.threads), "--out", args.out]
+    if args.quick:
+        argv.append("--quick")
+    if args.repeats != parser.get_default("repeats"):
+        argv += ["--repeats", str(args.repeats)]
+    return decode.main(argv)
 
 
 def markdown_row(rows: list[dict]) -> str:
