@@ -52,9 +52,8 @@ def load(name: str):
     return tuple(out)
 
 
-def padded(seqs: list[np.ndarray]) -> np.ndarray:
-    """(N, F, T_max) with each sequence continued by its last value (aeon's layout)."""
-    t = max(len(s) for s in seqs)
+def padded(seqs: list[np.ndarray], t: int) -> np.ndarray:
+    """(N, F, t) with each sequence continued by its last value (aeon's layout)."""
     return np.stack([np.pad(s, ((0, t - len(s)), (0, 0)), mode="edge").T for s in seqs])
 
 
@@ -93,7 +92,8 @@ def run_aeon(data) -> dict[str, tuple[float, float]]:
     except ImportError:
         return {}
     X, y, X_test, y_test = data
-    A, A_test = padded(X), padded(X_test)
+    t = max(len(s) for s in [*X, *X_test])  # one length for both parts: aeon needs it
+    A, A_test = padded(X, t), padded(X_test, t)
     models = {
         "MiniRocket": lambda: MiniRocketClassifier(random_state=0),
         "1-NN DTW": lambda: KNeighborsTimeSeriesClassifier(n_neighbors=1, distance="dtw"),
@@ -151,10 +151,16 @@ def main(argv: list[str] | None = None) -> int:
             "_n": f"{len(data[0])} / {len(data[2])}",
             "_length": str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}",
         }
+        r.update(run_aeon(data))  # first: seconds, and a failure shows at once
         r.update(run_deeprnn(data, args.tune_budget, args.seed))
-        r.update(run_aeon(data))
         results[name] = r
         print(name, {k: v for k, v in r.items() if not k.startswith("_n")}, flush=True)
+        write(args, results)
+    return 0
+
+
+def write(args, results: dict) -> None:
+    """tsc.md and tsc.json of the sets done so far (rewritten after every set)."""
     md = table(results)
     header = (f"Test accuracy (seconds: fit + predict) on {platform.processor() or 'CPU'}, "
               f"{torch.get_num_threads()} threads, torch {torch.__version__}; tune budget "
@@ -164,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "tsc.md").write_text(header + md + "\n", encoding="utf-8")
     (args.out / "tsc.json").write_text(json.dumps(results, indent=1, default=str) + "\n",
                                        encoding="utf-8")  # fmt: skip
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ unidirectional DeepRNN decoder of `decoder_layers` layers with attention.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from deeprnn.errors import DeepRNNError, InputError, InputTypeError, check_choic
 from deeprnn.estimators.base import BODY, RNNEstimator
 from deeprnn.estimators.inputs import python_value
 from deeprnn.seq2seq import EOS_ID, PAD_ID, Hypothesis, Seq2Seq, beam_search, greedy
+from deeprnn.seq2seq.export import export_seq2seq
 from deeprnn.stack import DeepRNN
 from deeprnn.train.losses import IGNORE_INDEX
 
@@ -280,6 +283,18 @@ class Seq2SeqTranslator(RNNEstimator):
         joiner = self._tokenizers()[1]
         out = [tokens for tokens, _, _ in self.translate(X, beam)]
         return [joiner.join(t) for t in out] if self.target_text_ else out
+
+    def export(self, path: str | os.PathLike, format: str = "onnx", lengths: bool = True) -> Path:
+        """Write the folder `path`: encoder and decoder_step graphs ("onnx" or "torchscript",
+        see `deeprnn.seq2seq.export`) and seq2seq.json with both vocabularies and the
+        tokenisation, so a runtime without deeprnn can encode, decode and detokenise."""
+        check_is_fitted(self, "model_")
+        target = self.level if self.target_level is None else self.target_level
+        meta = {"source_tokens": self.source_vocab_.id_to_token,
+                "target_tokens": self.target_vocab_.id_to_token, "level": self.level,
+                "target_level": target, "lower": self.lower,
+                "max_length": self.max_length_}  # fmt: skip
+        return export_seq2seq(self.model_, path, format, meta)
 
     def _texts(self, X: Any, y: Any, beam: int | None) -> tuple[list[str], list[str]]:
         """(translations of X, references y) as target strings."""
