@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := dev,export,tune,gpu,translate
+EXTRAS := dev,export,tune,gpu,translate,forecast
 
 .PHONY: setup demo test lint bench docs clean
 

@@ -100,6 +100,7 @@ class DataConfig:
     target: str | None = None  # CSV: the label column (text classification, long-format CSV)
     id_column: str | None = None  # long-format CSV (one row per step): the sequence id column
     step_column: str | None = None  # long-format CSV: orders a sequence's rows (None: file order)
+    time_column: str | None = None  # forecast panel: the time column (None: a date column; "none")
     features: tuple[str, ...] | None = None  # long-format CSV: feature columns (None: the rest)
     encoding: str = "utf-8"  # text files
     test_size: float = 0.2  # held out for the report: a fraction, or a count when >= 1
@@ -117,7 +118,7 @@ class DataConfig:
 _SEQUENCE_KEYS = ("dataset", "path", "id_column", "step_column", "target", "features",
                   "encoding", "test_size")  # fmt: skip
 TASK_DATA_KEYS = {
-    "forecast": ("dataset", "path", "column", "test_size", "season"),
+    "forecast": ("dataset", "path", "column", "id_column", "time_column", "test_size", "season"),
     "sequence_classification": _SEQUENCE_KEYS,
     "sequence_regression": _SEQUENCE_KEYS,
     "text_classification": ("dataset", "path", "column", "target", "encoding", "test_size"),

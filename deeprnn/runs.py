@@ -72,7 +72,7 @@ def resolved(cfg: RunConfig) -> dict:
 
 # What a run directory holds; `deeprnn train --force` removes these (and nothing else).
 RUN_FILES = ("config.yaml", "model", "checkpoints", "history.csv", "metrics.json", "plots",
-             "report.md", "report.html")  # fmt: skip
+             "report.md", "report.html", "forecasts.csv", "backtest.csv")  # fmt: skip
 
 
 class RunFinished(DeepRNNError):

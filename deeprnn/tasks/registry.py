@@ -54,9 +54,9 @@ BASELINE_EVALUATORS = {
 def predict_file(cfg: RunConfig, est, path: Path, column: str | None = None,
                  time_column: str | None = None) -> list[list]:  # fmt: skip
     """Prediction rows (a header first) for the inputs in a user file; a forecast's CSV
-    column defaults to the one the run trained on."""
+    column defaults to the one the run trained on (a panel's id and time columns too)."""
     if cfg.task == "forecast":
-        return forecast.predict_file(est, path, column or cfg.data.column, time_column)
+        return forecast.predict_file(est, path, column or cfg.data.column, time_column, cfg.data)
     if cfg.task == "char_lm":
         raise InputError("a language model does not predict files; use `deeprnn generate`")
     if cfg.task == "sequence_labelling":
