@@ -72,6 +72,7 @@ def test_onnx_graphs_decode_as_the_model(tmp_path, attention, cell, feed, bidire
     takes = {i.name for i in step.get_inputs()}  # no feed input without input feeding
     assert takes == set(names) - ({"feed"} if not feed else set())
     x, lengths = sources()
+
     def run_step(*v):
         return step.run(None, {n: a for n, a in zip(names, v) if n in takes})
 

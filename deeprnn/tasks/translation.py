@@ -91,8 +91,11 @@ def run(cfg: RunConfig, run_dir: Path, fixed: dict):
     joiner = est._tokenizers()[1]
     hyps = [joiner.join(tokens) for tokens, _, _ in decoded]
     metrics = text_scores(hyps, y_te)
-    notes = [] if "bleu" in metrics else [
-        "BLEU / chrF left out: sacrebleu is not installed (pip install sacrebleu).", ""]
+    notes = (
+        []
+        if "bleu" in metrics
+        else ["BLEU / chrF left out: sacrebleu is not installed (pip install sacrebleu).", ""]
+    )
     notes += ["## Sample translations", "", "| source | reference | translation |",
               "|---|---|---|"]  # fmt: skip
     shown = np.linspace(0, len(X_te) - 1, min(len(X_te), 3 * cfg.samples)).astype(int)
