@@ -62,6 +62,14 @@ def test_log_transforms_are_skipped_for_series_that_are_not_positive():
     assert not sel.chosen["transform"].startswith("log")
 
 
+def test_log_transforms_are_skipped_for_likelihood_heads_which_ignore_log():
+    est = Forecaster(8, 4, likelihood="gaussian", **TINY)
+    sel = select_forecaster(est, growing(60), lookbacks=[8], transforms=["log", "relative"],
+                            origins=1)  # fmt: skip
+    log = sel.table[sel.table["transform"] == "log"].iloc[0]
+    assert "likelihood" in log["note"] and sel.chosen["transform"] == "relative"
+
+
 def test_seed_ensemble_averages_members_of_distinct_seeds():
     y = growing(60)
     ens = seed_ensemble(Forecaster(8, 4, **TINY), 3)
@@ -81,6 +89,8 @@ def test_bad_input_gets_a_clear_error():
         select_forecaster(Forecaster(8, 4, **TINY), y, transforms=["boxcox"])
     with pytest.raises(InputError, match="needs at least"):
         select_forecaster(Forecaster(8, 4, **TINY), y, lookbacks=[36], origins=2)
+    with pytest.raises(InputError, match="every candidate was skipped"):
+        select_forecaster(Forecaster(8, 4, **TINY), -y, transforms=["log"])
     with pytest.raises(InputError, match="seeds"):
         seed_ensemble(Forecaster(8, 4, **TINY), 0)
     with pytest.raises(InputError, match="at least one member"):

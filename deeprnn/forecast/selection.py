@@ -93,8 +93,8 @@ def select_forecaster(est, y: Any, lookbacks: list[int] | None = None,
     y's last `origins` horizons, choose the lowest mean MASE (sMAPE breaks ties and stands
     in where MASE is undefined), and refit the choice on all of y (an ensemble of `seeds`
     seeds when seeds > 1). Log transforms are skipped (and say so) for series that are not
-    all positive and for panels. Raises InputError naming an unknown transform or a y too
-    short for the largest lookback."""
+    all positive, for panels and for likelihood heads. Raises InputError naming an unknown
+    transform, a y too short for the largest lookback, or candidates that all were skipped."""
     origins = _positive_int("origins", origins)
     horizon = _positive_int("horizon", est.horizon)
     transforms = list(TRANSFORMS) if transforms is None else list(transforms)
@@ -119,8 +119,8 @@ def select_forecaster(est, y: Any, lookbacks: list[int] | None = None,
     for name in transforms:
         args = TRANSFORMS[name]
         skip = ""
-        if args["log"] and panel:
-            skip = "panels are modelled without log"
+        if args["log"] and (panel or est.likelihood is not None):
+            skip = "panels and likelihood heads are modelled without log"
         elif args["log"] and not (values > 0).all():
             skip = "y is not all positive"
         for lb in lookbacks:
@@ -137,6 +137,11 @@ def select_forecaster(est, y: Any, lookbacks: list[int] | None = None,
                          "smape": float(bt.table["smape"].mean()), "note": ""})  # fmt: skip
     table = pd.DataFrame(rows)
     scored = table[table["note"] == ""]
+    if scored.empty:
+        raise InputError(
+            f"every candidate was skipped ({table['note'].iloc[0]}); pass transforms that "
+            "apply to y, e.g. transforms=['none', 'relative']"
+        )
     key = "mase" if scored["mase"].notna().all() else "smape"
     table = table.sort_values([key, "smape"], na_position="last", ignore_index=True)
     best = table.iloc[0]
