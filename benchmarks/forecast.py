@@ -1,6 +1,7 @@
 """Forecasting against the baselines a user would pick instead (issue 13 §5).
 
-deeprnn's `Forecaster(lookback=L, horizon=H)` with every other argument at its default,
+deeprnn's `Forecaster(lookback=L, horizon=H, season=s)` with every other argument at its
+default (so it chooses its transform, lookback and epochs: see the `defaults_` table),
 next to naive, seasonal naive, drift and statsforecast's AutoETS / AutoARIMA / AutoTheta
 (`season_length` = the set's season), all fitted and scored in the same run. One origin:
 the last H steps of every series are held out, each model sees the rest. Per set: MASE
@@ -268,21 +269,30 @@ def warm_up_statsforecast() -> None:
     run_statsforecast([10 + np.sin(2 * np.pi * t / 12) + 0.01 * t], 12, 12)
 
 
-def run_deeprnn(train: list[np.ndarray], h: int, lookback: int, panel: bool, kwargs: dict):
+def run_deeprnn(train: list[np.ndarray], h: int, lookback: int, panel: bool, kwargs: dict,
+                chosen: dict):  # fmt: skip
+    """Forecasts (and seconds) of the default Forecaster; `chosen` collects what each
+    fit's backtest selection chose (its defaults_)."""
     from deeprnn.estimators import Forecaster
 
-    def one(y):
-        return Forecaster(lookback=lookback, horizon=h, **kwargs).fit(y).predict()
+    def record(key, est):
+        chosen[key] = {k: v["value"] for k, v in est.defaults_.items()}
+
+    def one(y, key=DEEPRNN):
+        est = Forecaster(lookback=lookback, horizon=h, **kwargs).fit(y)
+        record(key, est)  # per series: the last series' choice
+        return est.predict()
 
     def global_model():
         est = Forecaster(lookback=lookback, horizon=h, **kwargs).fit(list(train))
+        record(DEEPRNN, est)
         return list(np.asarray(est.predict(), np.float64))
 
     if not panel:
         return {DEEPRNN: timed(lambda: [np.asarray(one(train[0]), np.float64)])}
     return {
         DEEPRNN: timed(global_model),
-        PER_SERIES: timed(lambda: [np.asarray(one(y), np.float64) for y in train]),
+        PER_SERIES: timed(lambda: [np.asarray(one(y, PER_SERIES), np.float64) for y in train]),
     }
 
 
@@ -308,8 +318,9 @@ def evaluate(name: str, args, tiny: dict) -> dict:
         forecasts.update(run_statsforecast(train, h, s))
     else:
         row["skipped"].update({m: args.statsforecast_note for m in STATS})
-    kwargs = {"seed": args.seed, **tiny}
-    forecasts.update(run_deeprnn(train, h, lookback, data["panel"], kwargs))
+    kwargs = {"seed": args.seed, "season": s, **tiny}
+    row["chosen"] = {}
+    forecasts.update(run_deeprnn(train, h, lookback, data["panel"], kwargs, row["chosen"]))
     for model in MODELS:
         if model not in forecasts:
             continue
@@ -445,6 +456,17 @@ def report(results: dict) -> str:
         verdict = {True: "met", False: "missed", None: "not measured"}[t["met"]]
         lines.append(f"- target: {t['target']}: **{verdict}** ({t['detail']})")
     parts.append("\n".join(lines))
+    chosen = []
+    for n, r in results.items():
+        c = r.get("chosen", {}).get(DEEPRNN)
+        if c:
+            tr = ", ".join(f"{k}={c.get(k)}" for k in ("relative", "log", "difference"))
+            lb = c.get("lookback", r["lookback"])
+            chosen.append(f"| {n} | {tr} | {lb} | {c.get('epochs', '')} |")
+    if chosen:
+        parts.append("What the default Forecaster chose (its backtest selection, `defaults_`):\n\n"
+                     "| set | transform | lookback | epochs |\n|---|---|---|---|\n"
+                     + "\n".join(chosen))  # fmt: skip
     skipped = [f"- {n}: {m}: {why}" for n, r in results.items() for m, why in r["skipped"].items()]
     if skipped:
         parts.append("Skipped:\n\n" + "\n".join(skipped))

@@ -269,6 +269,13 @@ def describe_model(est) -> list[str]:
         lines += ["## Defaults chosen from the data", "",
                   "Arguments left to the data (`est.defaults_`) and why each got its value:", "",
                   chosen.markdown(), ""]  # fmt: skip
+    table = getattr(est, "selection_", None)
+    if table is not None:  # the Forecaster's backtest of its transforms and lookbacks
+        from deeprnn.forecast.selection import table_markdown
+
+        lines += ["## Transform and lookback selection", "",
+                  "Candidates backtested on the end of the training data, best first:", "",
+                  table_markdown(table), ""]  # fmt: skip
     return lines
 
 

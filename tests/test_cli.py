@@ -107,7 +107,7 @@ def test_demo_quick(tmp_path, capsys):
         ("task: forecast\ndata:\n  dataset: airline_passengers\nmodel:\n  hiden_size: 8\n",
          "model.hiden_size: unknown key.*did you mean 'hidden_size'"),
         ("task: forecast\ndata:\n  dataset: airline_passengers\nmodel:\n  epochs: many\n",
-         "model.epochs: expected int, got str 'many'"),
+         "model.epochs: expected int or None, got str 'many'"),
         ("task: forecast\ndata:\n  datset: x\n", "data.datset: unknown key"),
         ("task: dance\ndata:\n  dataset: airline_passengers\n", "task must be one of"),
         ("task: forecast\ndata: [1, 2\n", "YAML syntax error at line"),

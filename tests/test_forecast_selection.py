@@ -11,6 +11,7 @@ from deeprnn.forecast.selection import (
     ForecastEnsemble,
     seed_ensemble,
     select_forecaster,
+    transform_args,
 )
 
 TINY = dict(hidden_size=8, num_layers=1, epochs=3, seed=0)
@@ -40,7 +41,8 @@ def test_every_candidate_is_scored_and_the_refit_has_the_best_arguments():
     assert sel.chosen == {"transform": best["transform"], "lookback": int(best["lookback"])}
     est = sel.estimator
     assert est.lookback == sel.chosen["lookback"]
-    assert (est.relative, est.log) == tuple(TRANSFORMS[sel.chosen["transform"]].values())
+    args = transform_args(sel.chosen["transform"], 12)
+    assert (est.relative, est.log, est.difference) == tuple(args.values())
     assert est.predict().shape == (6,)
     assert "| transform | lookback |" in sel.markdown()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
@@ -14,9 +15,11 @@ from deeprnn.data import SeriesScaler, make_windows
 from deeprnn.data.series import _as_series, _positive_int
 from deeprnn.errors import InputError
 from deeprnn.estimators.base import RNNEstimator
+from deeprnn.estimators.defaults import MAX_EPOCHS, MIN_EPOCHS, UPDATES, auto_epochs
 from deeprnn.estimators.inputs import Loader
 from deeprnn.forecast.global_model import PanelForecasting
 from deeprnn.forecast.panel import is_panel, to_panel
+from deeprnn.forecast.transforms import difference, integrate
 from deeprnn.train import predict
 from deeprnn.train.metrics import regression_metrics
 
@@ -68,57 +71,89 @@ class Forecaster(PanelForecasting, RNNEstimator):
     See `deeprnn.forecast.backtest.backtest` for rolling-origin evaluation.
     """
 
-    lookback: int  # steps of history per forecast
+    lookback: int  # steps of history per forecast (select="auto" also tries longer ones)
     horizon: int = 1  # steps forecast at once
     _: KW_ONLY
-    relative: bool = True  # model changes from each window's last value (trending series)
-    log: bool = False  # model log(y): multiplicative seasonality / growth (y must be > 0)
+    # Transforms; None: chosen by a backtest on the training data (see `select`).
+    relative: bool | None = None  # model changes from each window's last value (trends)
+    log: bool | None = None  # model log(y): multiplicative seasonality / growth (y > 0)
+    difference: int | None = None  # model y_t - y_(t-d): 1 removes a trend, season a cycle
+    select: str = "auto"  # "auto": transform, then lookback; "transform": only it; "off"
+    season: int | None = None  # seasonal period (None: from a DatetimeIndex, else 1)
+    selection_origins: int = 2  # backtest origins (of `horizon` steps) the selection scores
     pooling: str = "last"  # "last" | "mean" | "attention"
-    epochs: int = 200  # few windows per epoch, so more epochs than for whole sequences
+    epochs: int | None = None  # None: ~1,500 updates (within 15-300 passes over the windows)
     # Global model and probabilistic forecasts (deeprnn.forecast).
     likelihood: str | None = None  # "gaussian" | "student_t" | "negative_binomial" | "quantile"
     quantiles: list[float] | None = None  # levels of likelihood="quantile" (None: 0.1, 0.5, 0.9)
     scaling: str | None = "auto"  # per window: "mean" | "last" | None ("auto": from relative)
     id_embedding: int = 0  # width of a learned embedding of the series id (0: none)
+    decoder: str = "direct"  # "direct": all horizon steps at once; "autoregressive": DeepAR
+    n_samples: int = 200  # sample paths behind an autoregressive forecast's mean / quantiles
     windows_per_epoch: int = 10_000  # windows drawn per epoch when a panel holds more
     id_col: str = "id"  # columns of a long DataFrame
     time_col: str = "time"
     value_col: str = "value"
 
-    _learned = ("scaler_", "covariate_scaler_", "n_series_", "n_covariates_", "series_ndim_",
+    _learned = ("defaults_", "scaler_", "covariate_scaler_", "n_series_", "n_covariates_",
+                "series_ndim_",
                 "last_window_", "last_covariates_", "panel_kind_", "ids_", "series_lengths_",
                 "last_windows_", "last_times_", "freq_")  # fmt: skip
 
     def fit(self, y: Any, X: Any = None) -> Forecaster:
-        """Learn from the series y (and covariates X); returns self."""
+        """Learn from the series y (and covariates X); returns self. Transforms and the
+        lookback left to the selection are chosen first (`defaults_`, `selection_`)."""
         self._check_params()
         for name in self._learned:
             setattr(self, name, None)
-        if self.likelihood is not None or is_panel(y):
+        from deeprnn.forecast.selection import choose_transform  # it imports estimators
+
+        self.selection_ = None
+        self.defaults_ = choose_transform(self, y, X)
+        if self.verbose and self.defaults_:
+            print(f"Forecaster: arguments chosen from the data:\n{self.defaults_}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        if self.likelihood is not None or is_panel(y) or self.decoder != "direct":
             if X is not None:
                 raise InputError(
                     "covariates X are not supported for a panel or a likelihood head yet; "
                     "fit without X"
                 )
+            if self._arg("difference") or self._arg("log"):
+                raise InputError(
+                    "a panel or a likelihood head is modelled without log and differencing: "
+                    "pass log=False, difference=0 (per-window scaling handles the level)"
+                )
             return self._fit_panel(y)
-        lookback = _positive_int("lookback", self.lookback)
+        lookback = _positive_int("lookback", self._arg("lookback"))
         horizon = _positive_int("horizon", self.horizon)
+        lag = self._lag()
         self.series_ndim_ = np.ndim(y)
         series = _columns(y, "y")
         cov = self._covariates(X, len(series), fitting=True)
         steps = len(series)
-        if steps < lookback + horizon:
+        if steps < lookback + horizon + lag:
+            more = (" + difference", f" + {lag}") if lag else ("", "")
             raise InputError(
-                f"y has {steps} steps, shorter than lookback + horizon = {lookback} + {horizon}; "
-                "use a shorter lookback or horizon"
+                f"y has {steps} steps, shorter than lookback + horizon{more[0]} = {lookback} + "
+                f"{horizon}{more[1]}; use a shorter lookback or horizon"
             )
         n_train = self._split_point(steps)
         model_space = self._to_model(series, "y")
-        self.scaler_ = SeriesScaler().fit(model_space[:n_train])
-        self.covariate_scaler_ = None if cov is None else SeriesScaler().fit(cov[:n_train])
+        diffs = difference(model_space, lag)  # row j is step j + lag
+        self.scaler_ = SeriesScaler().fit(diffs[: n_train - lag])
+        cov = None if cov is None else cov[lag:]
+        self.covariate_scaler_ = None if cov is None else SeriesScaler().fit(cov[: n_train - lag])
         self.n_series_, self.n_covariates_ = series.shape[1], 0 if cov is None else cov.shape[1]
-        target = self.scaler_.transform(model_space)
+        target = self.scaler_.transform(diffs)
         scaled_cov = None if cov is None else self.covariate_scaler_.transform(cov)
+        if self.epochs is None:
+            n_windows = n_train - lag - lookback - horizon + 1
+            self.defaults_.choose(
+                "epochs", auto_epochs(n_windows, self.batch_size),
+                f"~{UPDATES} updates of {self.batch_size} over {n_windows} windows, within "
+                f"[{MIN_EPOCHS}, {MAX_EPOCHS}] (the most)",
+            )  # fmt: skip
 
         def windows(start: int, stop: int, shuffle: bool) -> Loader:
             c = None if cov is None else scaled_cov[start:stop]
@@ -127,12 +162,15 @@ class Forecaster(PanelForecasting, RNNEstimator):
             x[:, :, : self.n_series_] -= offset
             y_ = y_.reshape(len(y_), horizon, -1) - offset
             if not shuffle:
-                return _Validation(self, x, y_.reshape(len(y_), -1), offset)
+                # The `lag` levels before each window's targets, to integrate them back.
+                first = start + lookback + np.arange(len(x))  # model_space row of the base
+                base = model_space[first[:, None] + np.arange(lag)]
+                return _Validation(self, x, y_.reshape(len(y_), -1), offset, base)
             return Loader(x, y_.reshape(len(y_), -1), self.batch_size, shuffle, self.seed)
 
         # Validation windows read the lookback steps before the held-out part as history.
-        val = None if n_train == steps else windows(n_train - lookback, steps, False)
-        self.last_window_ = series[-lookback:]
+        val = None if n_train == steps else windows(n_train - lag - lookback, steps - lag, False)
+        self.last_window_ = series[-(lookback + lag) :]
         self.last_covariates_ = None if cov is None else cov[-lookback:]
         spec = {"n_inputs": self.n_series_ + self.n_covariates_,
                 "n_outputs": horizon * self.n_series_, "pooling": self._pooling(),
@@ -140,11 +178,20 @@ class Forecaster(PanelForecasting, RNNEstimator):
         self._train(spec, "regression", windows(0, n_train, True), val)
         return self
 
-    def _units(self, out: np.ndarray, offset: np.ndarray) -> np.ndarray:
-        """Network outputs or targets (N, horizon * n_series) back in the units of y."""
+    def _units(self, out: np.ndarray, offset: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Network outputs or targets (N, horizon * n_series) back in the units of y; base
+        (N, lag, n_series): the model-space levels before them (for differencing)."""
         z = out.reshape(len(out), self.horizon, self.n_series_) + offset
-        z = self.scaler_.inverse_transform(z.reshape(-1, self.n_series_))
-        return np.exp(z) if self.log else z
+        z = self.scaler_.inverse_transform(z.reshape(-1, self.n_series_)).reshape(z.shape)
+        z = integrate(base, z, self._lag()).reshape(-1, self.n_series_)
+        return np.exp(z) if self._arg("log") else z
+
+    def _lag(self) -> int:
+        """The differencing lag fit uses (0: none)."""
+        lag = self._arg("difference")
+        if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
+            raise InputError(f"difference must be an int >= 0 (a lag), got {lag!r}")
+        return lag
 
     def _split_point(self, steps: int) -> int:
         """Steps used for training; the rest (at least one horizon) validates."""
@@ -152,11 +199,12 @@ class Forecaster(PanelForecasting, RNNEstimator):
         if f == 0:
             return steps
         n_val = max(self.horizon, round(steps * f))
-        if steps - n_val < self.lookback + self.horizon:
+        need = self._arg("lookback") + self.horizon + self._lag()
+        if steps - n_val < need:
             raise InputError(
                 f"validation_fraction={f} holds out the last {n_val} of {steps} steps, leaving "
-                f"{steps - n_val} for training, fewer than lookback + horizon = "
-                f"{self.lookback + self.horizon}; use validation_fraction=0 or a longer series"
+                f"{steps - n_val} for training, fewer than the {need} a window needs; use "
+                "validation_fraction=0 or a longer series"
             )
         return steps - n_val
 
@@ -181,7 +229,7 @@ class Forecaster(PanelForecasting, RNNEstimator):
 
     def _to_model(self, series: np.ndarray, name: str) -> np.ndarray:
         """The series as the network models it: log(series) when `log`, else unchanged."""
-        if not self.log:
+        if not self._arg("log"):
             return series
         if (series <= 0).any():
             raise InputError(f"log=True needs {name} > 0, but it holds {series.min():g}")
@@ -191,17 +239,18 @@ class Forecaster(PanelForecasting, RNNEstimator):
         """(N, 1, n_series): what is taken off windows x (N, L, F) and their targets: with
         `relative`, each window's last value of every series; zeros otherwise."""
         last = x[:, -1:, : self.n_series_]
-        return last.copy() if self.relative else np.zeros_like(last)
+        return last.copy() if self._arg("relative") else np.zeros_like(last)
 
     def _inputs(self, series: np.ndarray, cov: np.ndarray | None) -> np.ndarray:
-        """Scaled model inputs (T, n_series + K)."""
-        parts = [self.scaler_.transform(self._to_model(series, "y"))]
+        """Scaled model inputs (T - lag, n_series + K) of raw history (T, n_series)."""
+        parts = [self.scaler_.transform(difference(self._to_model(series, "y"), self._lag()))]
         if cov is not None:
             parts.append(self.covariate_scaler_.transform(cov))
         return np.concatenate(parts, axis=1)
 
     def _history(self, y: Any, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """The last `lookback` steps of the history (raw) and their covariates."""
+        """The last lookback (+ lag) steps of the history (raw) and the covariates of the
+        last lookback."""
         if y is None:
             if X is not None:
                 raise InputError(
@@ -215,12 +264,15 @@ class Forecaster(PanelForecasting, RNNEstimator):
                 f"y has {hist.shape[1]} series (columns) but the forecaster was fitted on "
                 f"{self.n_series_}"
             )
-        if len(hist) < self.lookback:
+        lookback, lag = self._arg("lookback"), self._lag()
+        if len(hist) < lookback + lag:
+            more = f" + difference {lag}" if lag else ""
             raise InputError(
-                f"y has {len(hist)} steps; a forecast needs the last lookback = {self.lookback}"
+                f"y has {len(hist)} steps; a forecast needs the last lookback{more} = "
+                f"{lookback + lag}"
             )
         cov = self._covariates(X, len(hist))
-        return hist[-self.lookback :], None if cov is None else cov[-self.lookback :]
+        return hist[-(lookback + lag) :], None if cov is None else cov[-lookback:]
 
     def _future(self, X_future: Any, steps: int) -> np.ndarray | None:
         """Scaled covariates of the forecast steps that are fed back as history."""
@@ -267,6 +319,7 @@ class Forecaster(PanelForecasting, RNNEstimator):
         history, cov = self._history(y, X)
         future = self._future(X_future, steps)
         window = self._inputs(history, cov)  # (lookback, n_series + K)
+        lookback, lag = self._arg("lookback"), self._lag()
         device = next(self.model_.parameters()).device
         blocks, done = [], 0
         while done < steps:
@@ -281,9 +334,11 @@ class Forecaster(PanelForecasting, RNNEstimator):
                 fed = out
                 if future is not None:
                     fed = np.concatenate([out, future[done - self.horizon : done]], axis=1)
-                window = np.concatenate([window, fed])[-self.lookback :]
+                window = np.concatenate([window, fed])[-lookback:]
         forecast = self.scaler_.inverse_transform(np.concatenate(blocks)[:steps])
-        forecast = np.exp(forecast) if self.log else forecast
+        base = self._to_model(history, "y")[len(history) - lag :]
+        forecast = integrate(base[None], forecast[None], lag)[0]
+        forecast = np.exp(forecast) if self._arg("log") else forecast
         return forecast[:, 0] if self.series_ndim_ == 1 else forecast
 
     def score(self, y: Any, X: Any = None) -> float:
@@ -314,11 +369,12 @@ class _Validation(Loader):
     """The validation windows; `metrics` scores them in the units of y (after the offset,
     scaling and log are undone), so the history's val_mae / val_mape read like the test's."""
 
-    def __init__(self, est: Forecaster, x: np.ndarray, y: np.ndarray, offset: np.ndarray):
+    def __init__(self, est: Forecaster, x: np.ndarray, y: np.ndarray, offset: np.ndarray,
+                 base: np.ndarray):  # fmt: skip
         super().__init__(x, y, est.batch_size, False, est.seed)
-        self.est, self.offset = est, offset
-        self.truth = est._units(np.asarray(y, dtype=np.float64), offset)
+        self.est, self.offset, self.base = est, offset, base
+        self.truth = est._units(np.asarray(y, dtype=np.float64), offset, base)
 
     def metrics(self, model) -> dict[str, float]:
         out = predict(model, self, activate=False).astype(np.float64)
-        return regression_metrics(self.truth, self.est._units(out, self.offset))
+        return regression_metrics(self.truth, self.est._units(out, self.offset, self.base))

@@ -19,7 +19,7 @@ from sklearn.base import clone
 from deeprnn.data.series import _positive_int
 from deeprnn.errors import InputError
 from deeprnn.forecast import metrics as fm
-from deeprnn.forecast.panel import to_panel
+from deeprnn.forecast.panel import is_panel, to_panel
 
 
 @dataclass
@@ -61,9 +61,7 @@ def backtest(est, y: Any, start: int, stride: int, horizon: int, refit: bool = T
     `season` is the MASE's; `coverage` the interval scored when est has a likelihood."""
     stride, horizon = _positive_int("stride", stride), _positive_int("horizon", horizon)
     single = (
-        isinstance(y, (np.ndarray, pd.Series, list, tuple))
-        and np.ndim(y) == 1
-        and not (isinstance(y, (list, tuple)) and len(y) and np.ndim(y[0]) == 1)
+        not is_panel(y) and isinstance(y, (np.ndarray, pd.Series, list, tuple)) and np.ndim(y) == 1
     )
     panel = to_panel(np.asarray(y, dtype=np.float64) if single else y)
     lengths = panel.lengths

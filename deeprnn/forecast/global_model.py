@@ -12,12 +12,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from deeprnn.data.series import _positive_int
 from deeprnn.errors import InputError
+from deeprnn.estimators.defaults import MAX_EPOCHS, MIN_EPOCHS, UPDATES, auto_epochs
+from deeprnn.forecast.autoregressive import sample_paths
 from deeprnn.forecast.likelihoods import Likelihood
 from deeprnn.forecast.network import GlobalNet
 from deeprnn.forecast.panel import Panel, Windows, make_inputs, to_panel
 from deeprnn.forecast.scaling import window_scale
 
 _CHUNK = 4096  # windows per forward pass at prediction
+DECODERS = ("direct", "autoregressive")
 
 
 class PanelForecasting:
@@ -29,7 +32,8 @@ class PanelForecasting:
     def _scaling(self) -> str | None:
         kind = self.scaling
         if kind == "auto":
-            kind = "mean" if self.likelihood == "negative_binomial" or not self.relative else "last"
+            counts = self.likelihood == "negative_binomial"
+            kind = "mean" if counts or not self._arg("relative") else "last"
         if self.likelihood == "negative_binomial" and kind == "last":
             raise InputError(
                 "likelihood='negative_binomial' models counts: use scaling='mean' or None"
@@ -53,7 +57,7 @@ class PanelForecasting:
         return panel, "single" if single else "panel"
 
     def _fit_panel(self, y: Any) -> PanelForecasting:
-        lookback = _positive_int("lookback", self.lookback)
+        lookback = _positive_int("lookback", self._arg("lookback"))
         horizon = _positive_int("horizon", self.horizon)
         panel, self.panel_kind_ = self._read_panel(y)
         likelihood, scaling = self._likelihood(), self._scaling()
@@ -79,9 +83,18 @@ class PanelForecasting:
         ids = bool(self.id_embedding)
         common = dict(lookback=lookback, horizon=horizon, scaling=scaling, ids=ids,
                       batch_size=self.batch_size, seed=self.seed)  # fmt: skip
+        ar = self._autoregressive()
+        common["autoregressive"] = ar
         train = Windows(
             panel, lengths - n_val, shuffle=True, per_epoch=self.windows_per_epoch, **common
         )
+        if self.epochs is None:
+            n_windows = min(train.total, self.windows_per_epoch)
+            self.defaults_.choose(
+                "epochs", auto_epochs(n_windows, self.batch_size),
+                f"~{UPDATES} updates of {self.batch_size} over {n_windows} windows an epoch, "
+                f"within [{MIN_EPOCHS}, {MAX_EPOCHS}] (the most)",
+            )  # fmt: skip
         val = None
         if n_val.any():
             val = Windows(panel, np.where(n_val > 0, lengths, 0), shuffle=False,
@@ -95,8 +108,11 @@ class PanelForecasting:
             self.last_windows_[i, lookback - len(tail) :] = tail
         self.last_times_ = None if panel.times is None else [t[-1] for t in panel.times]
         self.freq_ = _frequency(panel.times)
+        # Autoregressive: the likelihood of the next step at every step; direct: all
+        # horizon steps from the pooled window.
         spec = {"n_inputs": 2 + (self.id_embedding or 0),
-                "n_outputs": horizon * likelihood.n_params, "pooling": self._pooling(),
+                "n_outputs": likelihood.n_params * (1 if ar else horizon),
+                "pooling": "every" if ar else self._pooling(),
                 "activation": None, "panel_ids": len(panel)}  # fmt: skip
         self._train(spec, "regression", train, val)
         return self
@@ -117,8 +133,9 @@ class PanelForecasting:
             panel, _ = self._read_panel(y)
             keep = np.arange(len(panel)) if ids is None else panel.select(ids)
             names = [panel.ids[i] for i in keep]
-            past = np.stack([panel.series(i)[-self.lookback :] if panel.lengths[i] >= self.lookback
-                             else np.full(self.lookback, np.nan) for i in keep])  # fmt: skip
+            lb = self._arg("lookback")
+            past = np.stack([panel.series(i)[-lb:] if panel.lengths[i] >= lb
+                             else np.full(lb, np.nan) for i in keep])  # fmt: skip
             known = {k: i for i, k in enumerate(self.ids_)}
             if self.id_embedding:
                 unknown = [k for k in names if k not in known]
@@ -133,7 +150,8 @@ class PanelForecasting:
         if len(short):
             i = int(short[0])
             raise InputError(
-                f"series {names[i]!r} has fewer than lookback = {self.lookback} steps of history; "
+                f"series {names[i]!r} has fewer than lookback = {self._arg('lookback')} steps of "
+                "history; "
                 "a forecast needs the last lookback steps of every series"
             )
         return past, numbers, names
@@ -154,10 +172,50 @@ class PanelForecasting:
             )
         return [np.concatenate([c[k] for c in params]) for k in range(len(params[0]))]
 
+    def _autoregressive(self) -> bool:
+        if self.decoder not in DECODERS:
+            raise InputError(f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
+        ar = self.decoder == "autoregressive"
+        if ar and self._arg("bidirectional"):
+            raise InputError(
+                "decoder='autoregressive' reads the series forwards one step at a time: "
+                "use bidirectional=False"
+            )
+        return ar
+
+    def sample_paths(self, horizon: int | None = None, y: Any = None, ids: Any = None,
+                     n_samples: int | None = None) -> np.ndarray:  # fmt: skip
+        """Sample paths of a decoder='autoregressive' forecaster: (n_series, n_samples,
+        horizon), or (n_samples, horizon) for one series; each path draws every step from
+        the likelihood given the draws before it (DeepAR)."""
+        check_is_fitted(self, "model_")
+        if not self._autoregressive():
+            raise InputError(
+                "sample paths need decoder='autoregressive' (a direct head forecasts each "
+                "step's marginal distribution, not joint paths)"
+            )
+        steps = self.horizon if horizon is None else _positive_int("horizon", horizon)
+        n = _positive_int("n_samples", self.n_samples if n_samples is None else n_samples)
+        past, numbers, _ = self._windows_for(y, ids)
+        paths = self._paths(past, numbers, steps, n)  # (N, S, steps)
+        return paths[0] if self.panel_kind_ == "single" else paths
+
+    def _paths(self, past: np.ndarray, numbers: np.ndarray, steps: int, n: int) -> np.ndarray:
+        device = next(self.model_.parameters()).device
+        return sample_paths(self.model_, self._likelihood(), past,
+                            numbers if self.id_embedding else None, self._scaling(), steps, n,
+                            self.seed, device)  # fmt: skip
+
     def _predict_panel(self, steps: int, y: Any, ids: Any, quantiles: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
         past, numbers, _ = self._windows_for(y, ids)
         lik = self._likelihood()
+        if self._autoregressive():
+            paths = self._paths(past, numbers, steps, _positive_int("n_samples", self.n_samples))
+            if quantiles is None:
+                return self._shape(paths.mean(axis=1))
+            qs = np.quantile(paths, lik.check_levels(quantiles), axis=1)
+            return self._shape(np.moveaxis(qs, 0, -1))  # (N, steps, Q)
         if quantiles is not None and steps > self.horizon:
             raise InputError(
                 f"quantiles are forecast for up to the trained horizon = {self.horizon} steps, "
@@ -172,7 +230,7 @@ class PanelForecasting:
             block = lik.mean(params)  # (N, horizon)
             blocks.append(block)
             done += self.horizon
-            past = np.concatenate([past, block], axis=1)[:, -self.lookback :]
+            past = np.concatenate([past, block], axis=1)[:, -self._arg("lookback") :]
         return self._shape(np.concatenate(blocks, axis=1)[:, :steps])
 
     def _shape(self, out: np.ndarray) -> np.ndarray:

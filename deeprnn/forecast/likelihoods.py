@@ -87,11 +87,47 @@ class Likelihood:
         return (raw[..., 0] - z) ** 2
 
     def loss(self, out: Tensor, y: Tensor, lengths=None) -> tuple[Tensor, float]:
-        """Mean loss over the batch and horizon, and its weight (the number of terms)."""
-        horizon = y.shape[1] - 2
-        z, loc, scale = y[:, :horizon], y[:, horizon : horizon + 1], y[:, horizon + 1 :]
-        terms = self.nll_terms(self.split(out, horizon), z, loc, scale)
+        """Mean loss over the batch and horizon, and its weight (the number of terms).
+        out (B, H * P) with y (B, H + 2) (direct), or out (B, T, P) with per-step targets
+        y (B, T, 3) of z, loc, scale (autoregressive, `panel.make_ar_inputs`)."""
+        if y.dim() == 3:
+            raw, z, loc, scale = out, y[..., 0], y[..., 1], y[..., 2]
+        else:
+            horizon = y.shape[1] - 2
+            z, loc, scale = y[:, :horizon], y[:, horizon : horizon + 1], y[:, horizon + 1 :]
+            raw = self.split(out, horizon)
+        terms = self.nll_terms(raw, z, loc, scale)
         return terms.mean(), float(terms.numel())
+
+    def sample(self, raw: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+        """One draw of the next step per row, in scaled units, from raw outputs (B, P); loc
+        and scale (B, 1). A quantile head draws by its piecewise-linear inverse CDF between
+        the lowest and highest trained levels; a point head (None) returns its forecast."""
+        p = self.constrain(raw[:, None])  # each (B, 1)
+        if self.name == "gaussian":
+            z = torch.distributions.Normal(p[0], p[1]).sample()
+        elif self.name == "student_t":
+            z = torch.distributions.StudentT(p[2], p[0], p[1]).sample()
+        elif self.name == "negative_binomial":
+            mu, alpha = p[0] * scale, p[1] / scale.sqrt()
+            counts = torch.distributions.NegativeBinomial(
+                total_count=1 / alpha, logits=torch.log(mu * alpha), validate_args=False
+            ).sample()
+            z = (counts - loc) / scale
+        elif self.name == "quantile":
+            grid = torch.sort(torch.stack(p, -1), dim=-1).values[:, 0]  # (B, K)
+            levels = torch.as_tensor(self.levels, dtype=raw.dtype, device=raw.device)
+            if len(levels) == 1:
+                return grid[:, 0]
+            u = levels[0] + (levels[-1] - levels[0]) * torch.rand(len(grid), 1, device=raw.device)
+            hi = torch.searchsorted(levels, u.contiguous()).clamp(1, len(levels) - 1)
+            lo = hi - 1
+            w = (u - levels[lo]) / (levels[hi] - levels[lo])
+            g_lo, g_hi = grid.gather(1, lo), grid.gather(1, hi)
+            z = g_lo + w * (g_hi - g_lo)
+        else:
+            z = p[0]
+        return z[:, 0]
 
     # ---- forecasts, in the series' units (float64 NumPy) ----
     def unit_params(self, raw: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> list[np.ndarray]:
@@ -111,9 +147,10 @@ class Likelihood:
             return self.quantiles(params, [0.5])[..., 0]
         return params[0]
 
-    def quantiles(self, params: list[np.ndarray], qs) -> np.ndarray:
-        """(B, H, Q) forecast quantiles at levels qs."""
-        qs = np.asarray(qs, dtype=np.float64)
+    def check_levels(self, qs) -> np.ndarray:
+        """Forecast quantile levels qs as an array; InputError unless they lie in (0, 1) and
+        the likelihood has quantiles."""
+        qs = np.asarray(qs, dtype=np.float64).reshape(-1)
         if not len(qs) or not ((qs > 0) & (qs < 1)).all():
             raise InputError(f"quantiles must lie in (0, 1), got {qs.tolist()}")
         if self.name is None:
@@ -121,6 +158,11 @@ class Likelihood:
                 "a point forecaster (likelihood=None) has no quantiles; fit with likelihood="
                 "'gaussian', 'student_t', 'negative_binomial' or 'quantile'"
             )
+        return qs
+
+    def quantiles(self, params: list[np.ndarray], qs) -> np.ndarray:
+        """(B, H, Q) forecast quantiles at levels qs."""
+        qs = self.check_levels(qs)
         q = qs.reshape((1,) * params[0].ndim + (-1,))
         if self.name == "gaussian":
             return stats.norm.ppf(q, params[0][..., None], params[1][..., None])

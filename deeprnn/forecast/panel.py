@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from deeprnn.errors import InputError, InputTypeError
+from deeprnn.forecast.covariates import ar_extra, direct_extra, gather
 from deeprnn.forecast.scaling import window_scale
 
 
@@ -185,8 +186,10 @@ class Windows:
 
     def __init__(self, panel: Panel, stop, lookback: int, horizon: int, scaling: str | None,
                  batch_size: int, shuffle: bool, seed: int, ids: bool, first_target=None,
-                 per_epoch: int = 10_000):  # fmt: skip
+                 per_epoch: int = 10_000, autoregressive: bool = False,
+                 covariates=None):  # fmt: skip
         self.panel, self.L, self.H, self.scaling = panel, lookback, horizon, scaling
+        self.autoregressive, self.covariates = autoregressive, covariates
         self.batch_size, self.shuffle, self.seed, self.ids = batch_size, shuffle, seed, ids
         self.per_epoch, self.epoch = per_epoch, 0
         stop = np.asarray(stop, dtype=np.int64)
@@ -216,9 +219,15 @@ class Windows:
         s, first = self.locate(w)
         steps = self.panel.starts[s, None] + first[:, None] + np.arange(self.L + self.H)
         raw = self.panel.values[steps]  # (B, L + H)
-        return make_inputs(
-            raw[:, : self.L], s if self.ids else None, self.scaling, raw[:, self.L :]
-        )
+        series = s if self.ids else None
+        parts = (None, None, None)
+        if self.covariates:
+            parts = gather(self.covariates, steps, s)
+        if self.autoregressive:
+            extra = ar_extra(parts[1], parts[2], self.L + self.H - 1)
+            return make_ar_inputs(raw, self.L, series, self.scaling, extra)
+        extra = direct_extra(*parts, self.L, self.H)
+        return make_inputs(raw[:, : self.L], series, self.scaling, raw[:, self.L :], extra)
 
     def __iter__(self):
         if self.shuffle:
@@ -235,16 +244,43 @@ class Windows:
 
 
 def make_inputs(past: np.ndarray, series: np.ndarray | None, scaling: str | None,
-                future: np.ndarray | None = None):  # fmt: skip
-    """Network inputs (B, L, 2 [+1]) from raw windows past (B, L), and targets (B, H + 2)
-    from the raw future (B, H) when given (else None)."""
+                future: np.ndarray | None = None,
+                extra: np.ndarray | None = None):  # fmt: skip
+    """Network inputs (B, L, 2 [+E] [+1]) from raw windows past (B, L), and targets
+    (B, H + 2) from the raw future (B, H) when given (else None). `extra` (B, T_in, E):
+    covariate channels (`covariates.direct_extra`); T_in > L pads the values with zeros."""
     loc, scale = window_scale(past, scaling)  # (B, 1) each
     z = (past - loc) / scale
-    feats = [z[..., None], np.broadcast_to(np.log(scale)[..., None], z.shape + (1,))]
-    if series is not None:
-        feats.append(np.broadcast_to(series[:, None, None].astype(np.float64), z.shape + (1,)))
-    x = torch.as_tensor(np.concatenate(feats, axis=-1), dtype=torch.float32)
+    if extra is not None and extra.shape[1] > z.shape[1]:
+        z = np.concatenate([z, np.zeros((len(z), extra.shape[1] - z.shape[1]))], axis=1)
+    x = features(z, scale, series, extra)
     if future is None:
         return x, None
     y = np.concatenate([(future - loc) / scale, loc, scale], axis=1)
     return x, torch.as_tensor(y, dtype=torch.float32)
+
+
+def features(z: np.ndarray, scale: np.ndarray, series: np.ndarray | None,
+             extra: np.ndarray | None = None) -> torch.Tensor:  # fmt: skip
+    """Network inputs (B, T, 2 [+E] [+1]) of scaled values z (B, T): z, the log of each
+    window's scale (B, 1) [, covariate channels extra (B, T, E)] [, the series number (B,):
+    last, where `GlobalNet` finds it]."""
+    feats = [z[..., None], np.broadcast_to(np.log(scale)[..., None], z.shape + (1,))]
+    if extra is not None:
+        feats.append(extra)
+    if series is not None:
+        feats.append(np.broadcast_to(series[:, None, None].astype(np.float64), z.shape + (1,)))
+    return torch.as_tensor(np.concatenate(feats, axis=-1), dtype=torch.float32)
+
+
+def make_ar_inputs(raw: np.ndarray, lookback: int, series: np.ndarray | None,
+                   scaling: str | None, extra: np.ndarray | None = None):  # fmt: skip
+    """Teacher-forced training pairs of windows raw (B, L + H), scaled by their first L
+    steps: inputs (B, L + H - 1, 2 [+1]) hold steps 0 .. L + H - 2; targets (B, L + H - 1, 3)
+    are per step (the training loop slices targets by step): the step after each input
+    (1 .. L + H - 1), the window's loc and its scale (see `make_inputs`)."""
+    loc, scale = window_scale(raw[:, :lookback], scaling)
+    z = (raw - loc) / scale
+    t = z.shape[1] - 1
+    y = np.stack([z[:, 1:], np.repeat(loc, t, axis=1), np.repeat(scale, t, axis=1)], axis=-1)
+    return features(z[:, :-1], scale, series, extra), torch.as_tensor(y, dtype=torch.float32)

@@ -22,17 +22,31 @@ from sklearn.base import clone
 
 from deeprnn.data.series import _positive_int
 from deeprnn.errors import InputError
+from deeprnn.estimators.defaults import Defaults
 from deeprnn.forecast.backtest import backtest
 from deeprnn.forecast.panel import is_panel
+from deeprnn.forecast.transforms import season_of
 
 # transform name -> Forecaster arguments. "relative": the network reads each window minus
-# its last value and forecasts changes from it (differencing at the window's level).
+# its last value and forecasts changes from it (differencing at the window's level);
+# "difference": it models first differences y_t - y_(t-1); "seasonal_difference" the
+# differences at the seasonal lag ("season" is replaced by the season's length).
 TRANSFORMS = {
-    "none": {"relative": False, "log": False},
-    "relative": {"relative": True, "log": False},
-    "log": {"relative": False, "log": True},
-    "log_relative": {"relative": True, "log": True},
+    "none": {"relative": False, "log": False, "difference": 0},
+    "relative": {"relative": True, "log": False, "difference": 0},
+    "log": {"relative": False, "log": True, "difference": 0},
+    "log_relative": {"relative": True, "log": True, "difference": 0},
+    "difference": {"relative": False, "log": False, "difference": 1},
+    "seasonal_difference": {"relative": False, "log": False, "difference": "season"},
 }
+
+
+def transform_args(name: str, season: int) -> dict:
+    """The Forecaster arguments of transform `name` for seasonal period `season`."""
+    args = dict(TRANSFORMS[name])
+    if args["difference"] == "season":
+        args["difference"] = season
+    return args
 
 
 @dataclass
@@ -71,12 +85,32 @@ class Selection:
 
     def markdown(self) -> str:
         """The table as Markdown, for reports."""
-        rows = ["| transform | lookback | backtest MASE | backtest sMAPE | note |",
-                "|---|---|---|---|---|"]  # fmt: skip
-        for r in self.table.itertuples():
-            rows.append(f"| {r.transform} | {r.lookback} | {r.mase:.4g} | {r.smape:.4g} | "
-                        f"{r.note} |")  # fmt: skip
-        return "\n".join(rows)
+        return table_markdown(self.table)
+
+
+def table_markdown(table: pd.DataFrame) -> str:
+    """A selection table (a `Selection.table`, a Forecaster's `selection_`) as Markdown."""
+    rows = ["| transform | lookback | backtest MASE | backtest sMAPE | note |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for r in table.itertuples():
+        rows.append(f"| {r.transform} | {r.lookback} | {r.mase:.4g} | {r.smape:.4g} | "
+                    f"{r.note} |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def skip_reason(name: str, season: int, windowed: bool, values: np.ndarray | None) -> str:
+    """Why transform `name` does not apply ("" when it does): `windowed` for panels and
+    likelihood heads (per-window scaling, no log or differencing), values the series."""
+    args = TRANSFORMS[name]
+    if args["log"] and windowed:
+        return "panels and likelihood heads are modelled without log"
+    if args["difference"] and windowed:
+        return "panels and likelihood heads are modelled without differencing"
+    if args["log"] and values is not None and not (values > 0).all():
+        return "y is not all positive"
+    if args["difference"] == "season" and season == 1:
+        return "season is 1 (the same as 'difference')"
+    return ""
 
 
 def _default_lookbacks(est, season: int) -> list[int]:
@@ -88,13 +122,15 @@ def _default_lookbacks(est, season: int) -> list[int]:
 
 def select_forecaster(est, y: Any, lookbacks: list[int] | None = None,
                       transforms: list[str] | None = None, origins: int = 2,
-                      season: int = 1, seeds: int = 1) -> Selection:  # fmt: skip
+                      season: int = 1, seeds: int = 1,
+                      refit: bool = True) -> Selection:  # fmt: skip
     """Backtest every (transform, lookback) candidate of `est` (a Forecaster, unfitted) on
     y's last `origins` horizons, choose the lowest mean MASE (sMAPE breaks ties and stands
     in where MASE is undefined), and refit the choice on all of y (an ensemble of `seeds`
     seeds when seeds > 1). Log transforms are skipped (and say so) for series that are not
     all positive, for panels and for likelihood heads. Raises InputError naming an unknown
-    transform, a y too short for the largest lookback, or candidates that all were skipped."""
+    transform, a y too short for the largest lookback, or candidates that all were skipped
+    (a candidate whose fit raises InputError, e.g. too long a lookback, is skipped)."""
     origins = _positive_int("origins", origins)
     horizon = _positive_int("horizon", est.horizon)
     transforms = list(TRANSFORMS) if transforms is None else list(transforms)
@@ -108,7 +144,8 @@ def select_forecaster(est, y: Any, lookbacks: list[int] | None = None,
     panel = is_panel(y)
     values = None if panel else np.asarray(y, dtype=np.float64)
     if values is not None:
-        need = max(lookbacks) + horizon * (origins + 1)
+        lags = [transform_args(t, season)["difference"] for t in transforms]
+        need = max(lookbacks) + min(lags) + horizon * (origins + 1)
         if len(values) < need:
             raise InputError(
                 f"y has {len(values)} steps; backtesting lookback {max(lookbacks)} on "
@@ -117,20 +154,23 @@ def select_forecaster(est, y: Any, lookbacks: list[int] | None = None,
             )
     rows = []
     for name in transforms:
-        args = TRANSFORMS[name]
-        skip = ""
-        if args["log"] and (panel or est.likelihood is not None):
-            skip = "panels and likelihood heads are modelled without log"
-        elif args["log"] and not (values > 0).all():
-            skip = "y is not all positive"
+        args = transform_args(name, season)
+        windowed = panel or est.likelihood is not None or est.decoder != "direct"
+        skip = skip_reason(name, season, windowed, values)
         for lb in lookbacks:
             if skip:
                 rows.append({"transform": name, "lookback": lb, "mase": np.nan,
                              "smape": np.nan, "note": f"skipped: {skip}"})  # fmt: skip
                 continue
-            cand = clone(est).set_params(lookback=lb, **args)
-            bt = backtest(cand, y, start=-origins * horizon, stride=horizon, horizon=horizon,
-                          refit=False, season=season, coverage=None)  # fmt: skip
+            cand = clone(est).set_params(lookback=lb, select="off", **args)
+            try:
+                bt = backtest(cand, y, start=-origins * horizon, stride=horizon,
+                              horizon=horizon, refit=False, season=season,
+                              coverage=None)  # fmt: skip
+            except InputError as err:  # e.g. a lookback too long for the first origin's fit
+                rows.append({"transform": name, "lookback": lb, "mase": np.nan,
+                             "smape": np.nan, "note": f"skipped: {err}"})  # fmt: skip
+                continue
             mase = bt.table["mase"]
             rows.append({"transform": name, "lookback": lb,
                          "mase": float(np.nanmean(mase)) if mase.notna().any() else np.nan,
@@ -146,6 +186,105 @@ def select_forecaster(est, y: Any, lookbacks: list[int] | None = None,
     table = table.sort_values([key, "smape"], na_position="last", ignore_index=True)
     best = table.iloc[0]
     chosen = {"transform": str(best["transform"]), "lookback": int(best["lookback"])}
-    final = clone(est).set_params(lookback=chosen["lookback"], **TRANSFORMS[chosen["transform"]])
+    if not refit:
+        return Selection(chosen, table, None)
+    args = transform_args(chosen["transform"], season)
+    final = clone(est).set_params(lookback=chosen["lookback"], select="off", **args)
     model = seed_ensemble(final, seeds).fit(y) if seeds > 1 else final.fit(y)
     return Selection(chosen, table, model)
+
+
+_KEYS = ("relative", "log", "difference")
+FALLBACK = {"relative": True, "log": False, "difference": 0}  # when nothing is backtested
+SELECTS = ("auto", "transform", "off")
+
+
+def choose_transform(est, y: Any, X: Any = None) -> Defaults:
+    """What a Forecaster's `fit` uses for the arguments left to it: season (None: from the
+    time stamps), relative / log / difference (None: the transform with the lowest backtest
+    MASE among those that apply, at the given lookback), and with select="auto" the lookback
+    (the given one, one season or horizon longer, twice it). Each with its reason; the
+    backtest table is left in est.selection_. Without a backtest (select="off", covariates
+    X, or y too short for one) the free transforms take FALLBACK (relative, no log, no
+    differencing). Candidates are fitted without checkpoints."""
+    d = Defaults()
+    if est.select not in SELECTS:
+        raise InputError(f"select must be one of {list(SELECTS)}, got {est.select!r}")
+    season = est.season
+    if season is None:
+        season = d.choose("season", season_of(y), "from the time stamps' frequency (1: none)")
+    season = _positive_int("season", season)
+    free = [k for k in _KEYS if getattr(est, k) is None]
+    windowed = is_panel(y) or est.likelihood is not None or est.decoder != "direct"
+    values = None if is_panel(y) else np.asarray(y, dtype=np.float64)
+    fixed = {k: getattr(est, k) for k in _KEYS if k not in free}
+    names = [n for n in TRANSFORMS if all(transform_args(n, season)[k] == v
+                                          for k, v in fixed.items())]  # fmt: skip
+    names = [n for n in names if not skip_reason(n, season, windowed, values)]
+    horizon, origins = est.horizon, _positive_int("selection_origins", est.selection_origins)
+    lookbacks = _default_lookbacks(est, season) if est.select == "auto" else [est.lookback]
+    # Room for the backtest origins, a validation holdout and one window (candidates that
+    # need more, e.g. a seasonal lag, are skipped by select_forecaster); fewer origins on
+    # short data.
+    longest = _longest(est, y)
+    while origins > 1 and est.lookback + horizon * (origins + 2) > longest:
+        origins -= 1
+    lookbacks = [lb for lb in lookbacks if lb + horizon * (origins + 2) <= longest]
+
+    def fallback(why: str) -> Defaults:
+        for k in free:
+            d.choose(k, FALLBACK[k], why)
+        return d
+
+    if est.select == "off":
+        return fallback("select='off'")
+    if X is not None:
+        return fallback("covariates X given (the backtest forecasts without them)")
+    if est.lookback not in lookbacks:
+        return fallback(f"y is too short to backtest lookback {est.lookback} on {origins} "
+                        f"origins of horizon {horizon}")  # fmt: skip
+    if not names:
+        return fallback("no transform applies to y with the fixed ones")
+    if len(names) == 1 and len(lookbacks) == 1:
+        for k in free:
+            d.choose(k, transform_args(names[0], season)[k], "the only transform that applies")
+        return d
+    # Candidates train silently and without checkpoints: fit reports the choice (verbose).
+    base = clone(est).set_params(select="off", season=season, checkpoint_dir=None,
+                                 resume=False, verbose=0)  # fmt: skip
+    try:
+        sel = select_forecaster(base, y, [est.lookback], names, origins, season, refit=False)
+    except InputError as err:  # bad data, or no candidate could be backtested: fit says why
+        return fallback(f"no backtest was possible ({err})")
+    table = sel.table
+    best = sel.chosen["transform"]
+    others = [lb for lb in lookbacks if lb != est.lookback]
+    if others:
+        try:
+            more = select_forecaster(base, y, others, [best], origins, season, refit=False)
+            table = pd.concat([table, more.table], ignore_index=True)
+        except InputError:  # every longer lookback was skipped: keep the given one
+            others = []
+        key = "mase" if table.loc[table["note"] == "", "mase"].notna().all() else "smape"
+        table = table.sort_values([key, "smape"], na_position="last", ignore_index=True)
+    top = table.iloc[0]
+    est.selection_ = table
+    n_scored = int((table["note"] == "").sum())
+    why = (
+        f"backtest on {origins} origins: transform {top['transform']!r}, lookback "
+        f"{int(top['lookback'])} scored MASE {top['mase']:.3g} (best of {n_scored})"
+    )
+    for k in free:
+        d.choose(k, transform_args(str(top["transform"]), season)[k], why)
+    if others:
+        d.choose("lookback", int(top["lookback"]), why)
+    return d
+
+
+def _longest(est, y: Any) -> int:
+    """The most steps of any series in y (as `Forecaster.fit` reads it)."""
+    if not is_panel(y):
+        return int(np.shape(y)[0])
+    if isinstance(y, pd.DataFrame):
+        return int(y.groupby(est.id_col).size().max()) if est.id_col in y else len(y)
+    return int(max(len(s) for s in (y.values() if isinstance(y, dict) else y)))

@@ -77,7 +77,8 @@ def run(cfg: RunConfig, run_dir: Path, fixed: dict) -> tuple[Forecaster, Outcome
     series = load_series(cfg)
     n_test = test_count(cfg.data, len(series))
     train, test = series[:-n_test], series[-n_test:]
-    defaults = {"lookback": min(2 * cfg.data.season, len(train) // 3), "horizon": n_test}
+    defaults = {"lookback": min(2 * cfg.data.season, len(train) // 3), "horizon": n_test,
+                "season": cfg.data.season}  # fmt: skip
     est = estimator_for(Forecaster, {**defaults, **cfg.model}, **fixed)
     est.fit(train)
     pred = np.asarray(est.predict(horizon=n_test)).reshape(-1)
@@ -576,8 +577,8 @@ def run_panel(cfg: RunConfig, run_dir: Path, fixed: dict) -> tuple[Forecaster, O
         data.future_times(horizon)
     except InputError as err:
         raise InputError(f"{err} (in a config: data.time_column: none)") from None
-    est = estimator_for(Forecaster, {"lookback": lookback, "horizon": horizon, **cfg.model},
-                        **fixed)  # fmt: skip
+    est = estimator_for(Forecaster, {"lookback": lookback, "horizon": horizon,
+                                     "season": season, **cfg.model}, **fixed)  # fmt: skip
     train_panel = panel.head(panel.lengths - horizon)
     train = data.series(drop=horizon)
     truth = data.holdout(horizon)
