@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -162,3 +163,41 @@ def test_cli_tune_then_train_best_yaml_gives_the_same_score(tmp_path, capsys):
     assert main(["tune", str(tmp_path / "c.yaml"), "--run-dir", str(tmp_path / "new"),
                  "--resume", "--quiet"]) == 2  # fmt: skip
     assert "no search to resume" in capsys.readouterr().err
+
+
+def test_the_search_ends_early_enough_for_the_refits():
+    from types import SimpleNamespace
+
+    from deeprnn.tune.search import RefitReserve
+
+    def trial(value, seconds, state="COMPLETE"):
+        return SimpleNamespace(value=value, number=0, state=SimpleNamespace(name=state),
+                               user_attrs={"seconds": seconds})  # fmt: skip
+
+    class Study:
+        def __init__(self, trials):
+            self.trials, self.stopped = trials, False
+
+        def get_trials(self, deepcopy=False):
+            return self.trials
+
+        def stop(self):
+            self.stopped = True
+
+    objective = SimpleNamespace(deadline=None)
+    start = time.monotonic()
+    # 3 folds, refits on 1.5x a fold's data; the 2 best trials took 30 s and 60 s (3 folds).
+    reserve = RefitReserve(objective, start, 300.0, members=2, n_folds=3, scale=1.5)
+    study = Study([trial(0.9, 30.0), trial(0.5, 600.0), trial(0.8, 60.0),
+                   trial(None, 5.0, "PRUNED")])  # fmt: skip
+    reserve(study, None)
+    assert reserve.reserved == pytest.approx(1.5 * (10 + 20))
+    assert objective.deadline == pytest.approx(start + 300 - 45)
+    assert not study.stopped
+    # More members than finished trials: the best's time again; past the end: stop.
+    late = RefitReserve(objective, start - 290, 300.0, members=3, n_folds=1, scale=1.0)
+    late(Study([trial(0.9, 4.0)]), None)
+    assert late.reserved == pytest.approx(12.0)
+    study = Study([trial(0.9, 4.0)])
+    late(study, None)
+    assert study.stopped

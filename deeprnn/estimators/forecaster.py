@@ -49,13 +49,23 @@ class Forecaster(PanelForecasting, RNNEstimator):
     `score(y, X=None)`: minus the mean absolute error of forecasting the len(y) steps that
     follow the training data (y is the continuation of the series, X its covariates), so
     greater is better and `GridSearchCV(..., cv=TimeSeriesSplit())` works on a series.
-    Args (besides RNNEstimator's): lookback, horizon, log (model log y and forecast exp of
-    it: for positive series whose seasonal swings grow with the level), relative (default
-    True: the network sees each window minus its last value and forecasts changes from it,
-    which carries trends and level shifts beyond the training range; False suits
-    stationary series whose absolute level matters), pooling.
-    Learned: model_, scaler_, covariate_scaler_, n_series_, n_covariates_, last_window_,
-    last_covariates_, history_.
+    Args (besides RNNEstimator's): lookback, horizon, pooling, and the transforms: log
+    (model log y and forecast exp of it: positive series whose seasonal swings grow with the
+    level), relative (the network sees each window minus its last value and forecasts
+    changes from it, which carries trends and level shifts beyond the training range),
+    difference (model y_t - y_(t - d): 1 removes a trend, the season a cycle; forecasts are
+    summed back from the last d values).
+    Chosen from the data (`defaults_` records each choice and why; `selection_` holds the
+    backtest table, best first): transforms left as None are picked by a rolling-origin
+    backtest on the end of the training data (`deeprnn.forecast.selection`: the last
+    `selection_origins` horizons, each candidate fitted before the first of them), among
+    none / relative / log / log_relative / difference / seasonal_difference where they
+    apply; with select="auto" the lookback too (the given one, one season or horizon
+    longer, twice it, with the best transform). select="off" (or covariates, or data too
+    short to backtest) leaves relative=True, log=False, difference=0. season: None reads it
+    from a DatetimeIndex (12 for monthly data...). epochs=None: about 1,500 updates.
+    Learned: model_, defaults_, selection_, scaler_, covariate_scaler_, n_series_,
+    n_covariates_, last_window_, last_covariates_, history_.
 
     Many series, one model (`deeprnn.forecast`): `fit(y)` with y a list of 1-D arrays of any
     lengths, a dict {id: series}, or a long DataFrame (id_col, time_col, value_col), trains
@@ -67,7 +77,12 @@ class Forecaster(PanelForecasting, RNNEstimator):
     `predict_frame()` then give probabilistic forecasts. A panel's `predict` returns
     (n_series, horizon) (rows in fit order, or those of `ids`); y=... forecasts after other
     histories of the same series. The last max(horizon, validation_fraction * T_i) steps of
-    every long enough series validate. Covariates are not supported on this path yet.
+    every long enough series validate. decoder="autoregressive" trains DeepAR-style (the
+    likelihood of the next step at every step, teacher forcing) and forecasts by
+    `n_samples` sample paths, each draw fed back as the next input: `sample_paths()`, and
+    quantiles of any horizon. Covariates on this path (`deeprnn.forecast.covariates`):
+    `fit(y, X=past, X_known=known, static=static)` and `predict(X_future=known values of the
+    forecast steps)`; calendar features are generated from a DatetimeIndex (`calendar`).
     See `deeprnn.forecast.backtest.backtest` for rolling-origin evaluation.
     """
 
@@ -90,17 +105,18 @@ class Forecaster(PanelForecasting, RNNEstimator):
     id_embedding: int = 0  # width of a learned embedding of the series id (0: none)
     decoder: str = "direct"  # "direct": all horizon steps at once; "autoregressive": DeepAR
     n_samples: int = 200  # sample paths behind an autoregressive forecast's mean / quantiles
+    calendar: bool = True  # panel path: calendar features from a DatetimeIndex (known future)
     windows_per_epoch: int = 10_000  # windows drawn per epoch when a panel holds more
     id_col: str = "id"  # columns of a long DataFrame
     time_col: str = "time"
     value_col: str = "value"
 
-    _learned = ("defaults_", "scaler_", "covariate_scaler_", "n_series_", "n_covariates_",
-                "series_ndim_",
+    _learned = ("defaults_", "covariates_", "last_past_", "last_known_", "static_", "scaler_",
+                "covariate_scaler_", "n_series_", "n_covariates_", "series_ndim_",
                 "last_window_", "last_covariates_", "panel_kind_", "ids_", "series_lengths_",
                 "last_windows_", "last_times_", "freq_")  # fmt: skip
 
-    def fit(self, y: Any, X: Any = None) -> Forecaster:
+    def fit(self, y: Any, X: Any = None, X_known: Any = None, static: Any = None) -> Forecaster:
         """Learn from the series y (and covariates X); returns self. Transforms and the
         lookback left to the selection are chosen first (`defaults_`, `selection_`)."""
         self._check_params()
@@ -109,22 +125,24 @@ class Forecaster(PanelForecasting, RNNEstimator):
         from deeprnn.forecast.selection import choose_transform  # it imports estimators
 
         self.selection_ = None
-        self.defaults_ = choose_transform(self, y, X)
+        covariates = next((c for c in (X, X_known, static) if c is not None), None)
+        self.defaults_ = choose_transform(self, y, covariates)
         if self.verbose and self.defaults_:
             print(f"Forecaster: arguments chosen from the data:\n{self.defaults_}",
                   file=sys.stderr, flush=True)  # fmt: skip
         if self.likelihood is not None or is_panel(y) or self.decoder != "direct":
-            if X is not None:
-                raise InputError(
-                    "covariates X are not supported for a panel or a likelihood head yet; "
-                    "fit without X"
-                )
             if self._arg("difference") or self._arg("log"):
                 raise InputError(
                     "a panel or a likelihood head is modelled without log and differencing: "
                     "pass log=False, difference=0 (per-window scaling handles the level)"
                 )
-            return self._fit_panel(y)
+            return self._fit_panel(y, X, X_known, static)
+        if X_known is not None or static is not None:
+            raise InputError(
+                "X_known and static covariates are read on the panel path: pass y as a list / "
+                "dict / DataFrame of series, or set a likelihood (one series: X holds its "
+                "covariates)"
+            )
         lookback = _positive_int("lookback", self._arg("lookback"))
         horizon = _positive_int("horizon", self.horizon)
         lag = self._lag()
@@ -300,17 +318,18 @@ class Forecaster(PanelForecasting, RNNEstimator):
 
     @torch.no_grad()
     def predict(self, horizon: int | None = None, y: Any = None, X: Any = None,
-                X_future: Any = None, ids: Any = None,
-                quantiles: Any = None) -> np.ndarray:  # fmt: skip
+                X_future: Any = None, ids: Any = None, quantiles: Any = None,
+                X_known: Any = None, static: Any = None) -> np.ndarray:  # fmt: skip
         """Forecast `horizon` steps (default: the trained horizon) after the training data,
         or after y; returns (horizon,) or (horizon, n_series) in the units of y; for a panel
         (n_selected, horizon), `ids` choosing the series; `quantiles` adds a last axis."""
         check_is_fitted(self, "model_")
         steps = self.horizon if horizon is None else _positive_int("horizon", horizon)
         if getattr(self, "panel_kind_", None) is not None:
-            if X is not None or X_future is not None:
-                raise InputError("a panel forecaster takes no covariates (X, X_future)")
-            return self._predict_panel(steps, y, ids, quantiles)
+            cov_args = {"X": X, "X_known": X_known, "static": static, "X_future": X_future}
+            return self._predict_panel(steps, y, ids, quantiles, cov_args)
+        if X_known is not None or static is not None:
+            raise InputError("X_known and static are covariates of the panel path; pass X")
         if ids is not None or quantiles is not None:
             raise InputError(
                 "ids and quantiles need a panel or a likelihood head: fit a list / dict / "

@@ -5,7 +5,8 @@
                         (classes, vocabulary, scalers, history, ...), the model's shape
                         arguments and the sha256 of the weights file
 Values JSON cannot hold directly are tagged: {"__array__": [...], "dtype": "<i8"},
-{"__tuple__": [...]}, {"__vocabulary__": {...}}, {"__scaler__": {...}}, {"__history__": {...}}.
+{"__tuple__": [...]}, {"__timestamp__": "ISO 8601"}, {"__vocabulary__": {...}},
+{"__scaler__": {...}}, {"__history__": {...}}.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from deeprnn.data.series import SeriesScaler
 from deeprnn.data.text import Vocabulary
@@ -43,6 +45,8 @@ def encode(value: Any) -> Any:
     for tag, kind in _OBJECTS.items():
         if isinstance(value, kind):
             return {tag: value.to_dict()}
+    if isinstance(value, (pd.Timestamp, np.datetime64)):  # a series' last time stamp
+        return {"__timestamp__": pd.Timestamp(value).isoformat()}
     if isinstance(value, np.ndarray):
         items = [encode(v) for v in value.tolist()] if value.dtype == object else value.tolist()
         return {"__array__": items, "dtype": value.dtype.str}
@@ -74,6 +78,8 @@ def decode(value: Any) -> Any:
             if tag == "__history__":
                 obj.stop = decode(value.get("stop"))
             return obj
+    if "__timestamp__" in value:
+        return pd.Timestamp(value["__timestamp__"])
     if "__tuple__" in value:
         return tuple(decode(v) for v in value["__tuple__"])
     if "__array__" in value:

@@ -207,12 +207,60 @@ def read_covariates(panel: Panel, X: Any, X_known: Any, static: Any, calendar: b
             scalers["static"] = Standardiser.fit(raw)
         st = scalers["static"](raw)
     cov = PanelCovariates(past, known, st, cycles, scalers)
-    if state is not None and list(cov.widths) != list(state["widths"]):
-        raise InputError(
-            f"covariate widths (past, known, static) {list(cov.widths)} differ from the fit's "
-            f"{list(state['widths'])}"
-        )
+    if state is not None:
+        names = ("X (past covariates)", "X_known with calendar features", "static")
+        for got, want, name in zip(cov.widths, state["widths"], names):
+            if got and got != want:
+                raise InputError(f"{name} has {got} columns; the forecaster was fitted on {want}")
     return cov
+
+
+def future_known(state: dict, X_future: Any, names: list, last_times: list | None,
+                 freq: str | None, steps: int, needed: int) -> np.ndarray:  # fmt: skip
+    """Standardised known covariates (N, needed, Kk) of the forecast steps of the series
+    `names`: the user's from X_future (a dict {id: (>= steps, K)} or a list in the order of
+    the forecast series; rows past `steps` repeat the last), then calendar features of the
+    dates after each series' last time stamp."""
+    cycles = tuple(state["cycles"])
+    user = state["widths"][1] - 2 * len(cycles)
+    parts = []
+    if user:
+        if X_future is None:
+            raise InputError(
+                f"the forecaster was fitted with {user} known-future covariates (X_known): pass "
+                f"X_future with their values for the {steps} forecast steps of every series"
+            )
+        if isinstance(X_future, dict) and any(k not in X_future for k in names):
+            missing = [k for k in names if k not in X_future]
+            raise InputError(f"X_future has no rows for series {missing[:5]!r}")
+        rows = [X_future[k] for k in names] if isinstance(X_future, dict) else list(X_future)
+        if len(rows) != len(names):
+            raise InputError(f"X_future holds {len(rows)} series, the forecast {len(names)}")
+        block = []
+        for key, r in zip(names, rows):
+            a = np.asarray(r, dtype=np.float64)
+            a = a.reshape(len(a), -1) if a.ndim == 1 else a
+            if a.ndim != 2 or len(a) < steps or a.shape[1] != user or not np.isfinite(a).all():
+                raise InputError(
+                    f"X_future of series {key!r} has shape {a.shape}; expected ({steps} or "
+                    f"more, {user}) finite values"
+                )
+            a = a[:needed]
+            block.append(np.concatenate([a, np.repeat(a[-1:], needed - len(a), axis=0)]))
+        parts.append(np.stack(block))
+    elif X_future is not None:
+        raise InputError("the forecaster was fitted without X_known; X_future must be None")
+    if cycles:
+        if last_times is None or freq is None:
+            raise InputError(
+                "calendar features need the time stamps (and a regular frequency) of the "
+                "series forecast"
+            )
+        dates = [pd.date_range(t, periods=needed + 1, freq=freq)[1:] for t in last_times]
+        parts.append(np.stack([calendar_features(d, cycles) for d in dates]))
+    raw = np.concatenate(parts, axis=-1)
+    sc = state["scalers"]["known"]
+    return (raw - np.asarray(sc["mean"])) / np.asarray(sc["std"])
 
 
 def gather(cov: PanelCovariates, rows: np.ndarray, series: np.ndarray):

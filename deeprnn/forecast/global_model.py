@@ -14,6 +14,7 @@ from deeprnn.data.series import _positive_int
 from deeprnn.errors import InputError
 from deeprnn.estimators.defaults import MAX_EPOCHS, MIN_EPOCHS, UPDATES, auto_epochs
 from deeprnn.forecast.autoregressive import sample_paths
+from deeprnn.forecast.covariates import direct_extra, future_known, read_covariates
 from deeprnn.forecast.likelihoods import Likelihood
 from deeprnn.forecast.network import GlobalNet
 from deeprnn.forecast.panel import Panel, Windows, make_inputs, to_panel
@@ -56,7 +57,8 @@ class PanelForecasting:
         single = not isinstance(y, (dict, list, tuple, pd.DataFrame))
         return panel, "single" if single else "panel"
 
-    def _fit_panel(self, y: Any) -> PanelForecasting:
+    def _fit_panel(self, y: Any, X: Any = None, X_known: Any = None,
+                   static: Any = None) -> PanelForecasting:  # fmt: skip
         lookback = _positive_int("lookback", self._arg("lookback"))
         horizon = _positive_int("horizon", self.horizon)
         panel, self.panel_kind_ = self._read_panel(y)
@@ -81,10 +83,20 @@ class PanelForecasting:
         )
         n_val = np.where(lengths - n_val >= lookback + horizon, n_val, 0)
         ids = bool(self.id_embedding)
-        common = dict(lookback=lookback, horizon=horizon, scaling=scaling, ids=ids,
-                      batch_size=self.batch_size, seed=self.seed)  # fmt: skip
         ar = self._autoregressive()
-        common["autoregressive"] = ar
+        self.freq_ = _frequency(panel.times)
+        cov = read_covariates(panel, X, X_known, static, self.calendar, self.freq_,
+                              lengths - n_val, self.id_col, self.time_col)  # fmt: skip
+        if ar and cov.past is not None:
+            raise InputError(
+                "past covariates X are observed only up to the forecast origin, so an "
+                "autoregressive decoder cannot feed them forward: use decoder='direct', or pass "
+                "covariates known for the future as X_known"
+            )
+        self.covariates_ = cov.state() if cov else None
+        common = dict(lookback=lookback, horizon=horizon, scaling=scaling, ids=ids,
+                      batch_size=self.batch_size, seed=self.seed, autoregressive=ar,
+                      covariates=cov if cov else None)  # fmt: skip
         train = Windows(
             panel, lengths - n_val, shuffle=True, per_epoch=self.windows_per_epoch, **common
         )
@@ -107,10 +119,14 @@ class PanelForecasting:
             tail = panel.series(i)[-lookback:]
             self.last_windows_[i, lookback - len(tail) :] = tail
         self.last_times_ = None if panel.times is None else [t[-1] for t in panel.times]
-        self.freq_ = _frequency(panel.times)
+        self.last_past_ = None if cov.past is None else _tails(cov.past, panel, lookback)
+        self.last_known_ = None if cov.known is None else _tails(cov.known, panel, lookback)
+        self.static_ = cov.static
+        kp, kk, ks = cov.widths
+        extra = kk + ks if ar else (1 + kk if kk else 0) + kp + ks  # covariate channels
         # Autoregressive: the likelihood of the next step at every step; direct: all
         # horizon steps from the pooled window.
-        spec = {"n_inputs": 2 + (self.id_embedding or 0),
+        spec = {"n_inputs": 2 + extra + (self.id_embedding or 0),
                 "n_outputs": likelihood.n_params * (1 if ar else horizon),
                 "pooling": "every" if ar else self._pooling(),
                 "activation": None, "panel_ids": len(panel)}  # fmt: skip
@@ -156,15 +172,87 @@ class PanelForecasting:
             )
         return past, numbers, names
 
+    def _context(self, y: Any, names: list, steps: int, needed: int,
+                 cov_args: dict) -> tuple:  # fmt: skip
+        """(past covariates (N, L, Kp), known covariates (N, L + needed, Kk), static (N, S))
+        of the forecast series `names`, each None where the fit had none. cov_args: the
+        predict call's X, X_known, static, X_future."""
+        state = getattr(self, "covariates_", None)
+        given = [k for k, v in cov_args.items() if v is not None]
+        if not state:
+            if given:
+                raise InputError(
+                    f"the forecaster was fitted without covariates; {', '.join(given)} must be None"
+                )
+            return None, None, None
+        kp, kk, ks = state["widths"]
+        lookback = self._arg("lookback")
+        if kp and steps > self.horizon and not self._autoregressive():
+            raise InputError(
+                f"past covariates X are known only up to the forecast origin: forecast at most "
+                f"the trained horizon = {self.horizon} steps, not {steps}"
+            )
+        trained = {k: i for i, k in enumerate(self.ids_)}
+        if y is None:
+            extra = [k for k in ("X", "X_known", "static") if cov_args[k] is not None]
+            if extra:
+                raise InputError(
+                    f"{', '.join(extra)} describe the histories y: pass y with them (X_future "
+                    "holds the known covariates of the forecast steps)"
+                )
+            rows = np.array([trained[k] for k in names], dtype=np.int64)
+            past = None if not kp else self.last_past_[rows]
+            hist = None if not kk else self.last_known_[rows]
+            static = None if not ks else self.static_[rows]
+            last_times = None if self.last_times_ is None else [self.last_times_[r] for r in rows]
+        else:
+            panel, _ = self._read_panel(y)
+            keep = panel.select(names)
+            cov = read_covariates(panel, cov_args["X"], cov_args["X_known"], cov_args["static"],
+                                  True, self.freq_, panel.lengths, self.id_col, self.time_col,
+                                  state)  # fmt: skip
+            for width, part, name in ((kp, cov.past, "X"), (kk - 2 * len(state["cycles"]),
+                                      cov_args["X_known"], "X_known")):  # fmt: skip
+                if width and part is None:
+                    raise InputError(f"the forecaster was fitted with {name}: pass it with y")
+            past = None if not kp else _tails(cov.past, panel, lookback)[keep]
+            hist = None if not kk else _tails(cov.known, panel, lookback)[keep]
+            static = None
+            if ks and cov.static is not None:
+                static = cov.static[keep]
+            elif ks:
+                unknown = [k for k in names if k not in trained]
+                if unknown:
+                    raise InputError(
+                        f"series {unknown[:5]!r} were not in the training panel: pass static"
+                    )
+                static = self.static_[[trained[k] for k in names]]
+            last_times = None if panel.times is None else [panel.times[i][-1] for i in keep]
+        known = None
+        if kk:
+            fut = future_known(state, cov_args["X_future"], names, last_times, self.freq_,
+                               steps, needed)  # fmt: skip
+            known = np.concatenate([hist, fut], axis=1)
+        elif cov_args["X_future"] is not None:
+            raise InputError("the forecaster was fitted without X_known; X_future must be None")
+        for name, part in (("X", past), ("X_known", hist)):
+            if part is not None and np.isnan(part).any():
+                raise InputError(f"{name} covers fewer than lookback = {lookback} steps")
+        return past, known, static
+
     @torch.no_grad()
-    def _raw(self, past: np.ndarray, numbers: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        """Likelihood parameters in the series' units, each (N, horizon)."""
+    def _raw(self, past: np.ndarray, numbers: np.ndarray,
+             extra: np.ndarray | None = None) -> list[np.ndarray]:  # fmt: skip
+        """Likelihood parameters in the series' units, each (N, horizon); extra: covariate
+        channels (N, T_in, E) (`covariates.direct_extra`)."""
         lik, scaling = self._likelihood(), self._scaling()
         device = next(self.model_.parameters()).device
         params = []
         for i in range(0, len(past), _CHUNK):
             p = past[i : i + _CHUNK]
-            x, _ = make_inputs(p, numbers[i : i + _CHUNK] if self.id_embedding else None, scaling)
+            e = None if extra is None else extra[i : i + _CHUNK]
+            x, _ = make_inputs(p, numbers[i : i + _CHUNK] if self.id_embedding else None, scaling,
+                               extra=e)  # fmt: skip
             out = self.model_(x.to(device))[0].double().cpu().numpy()
             loc, scale = window_scale(p, scaling)
             params.append(
@@ -184,10 +272,12 @@ class PanelForecasting:
         return ar
 
     def sample_paths(self, horizon: int | None = None, y: Any = None, ids: Any = None,
-                     n_samples: int | None = None) -> np.ndarray:  # fmt: skip
+                     n_samples: int | None = None, X: Any = None, X_known: Any = None,
+                     static: Any = None, X_future: Any = None) -> np.ndarray:  # fmt: skip
         """Sample paths of a decoder='autoregressive' forecaster: (n_series, n_samples,
         horizon), or (n_samples, horizon) for one series; each path draws every step from
-        the likelihood given the draws before it (DeepAR)."""
+        the likelihood given the draws before it (DeepAR). Covariates as in `predict`."""
+        cov_args = {"X": X, "X_known": X_known, "static": static, "X_future": X_future}
         check_is_fitted(self, "model_")
         if not self._autoregressive():
             raise InputError(
@@ -196,22 +286,29 @@ class PanelForecasting:
             )
         steps = self.horizon if horizon is None else _positive_int("horizon", horizon)
         n = _positive_int("n_samples", self.n_samples if n_samples is None else n_samples)
-        past, numbers, _ = self._windows_for(y, ids)
-        paths = self._paths(past, numbers, steps, n)  # (N, S, steps)
+        past, numbers, names = self._windows_for(y, ids)
+        context = self._context(y, names, steps, steps, cov_args)
+        paths = self._paths(past, numbers, steps, n, context)  # (N, S, steps)
         return paths[0] if self.panel_kind_ == "single" else paths
 
-    def _paths(self, past: np.ndarray, numbers: np.ndarray, steps: int, n: int) -> np.ndarray:
+    def _paths(self, past: np.ndarray, numbers: np.ndarray, steps: int, n: int,
+               context: tuple) -> np.ndarray:  # fmt: skip
         device = next(self.model_.parameters()).device
         return sample_paths(self.model_, self._likelihood(), past,
                             numbers if self.id_embedding else None, self._scaling(), steps, n,
-                            self.seed, device)  # fmt: skip
+                            self.seed, device, context[1], context[2])  # fmt: skip
 
-    def _predict_panel(self, steps: int, y: Any, ids: Any, quantiles: Any) -> np.ndarray:
+    def _predict_panel(self, steps: int, y: Any, ids: Any, quantiles: Any,
+                       cov_args: dict) -> np.ndarray:  # fmt: skip
         check_is_fitted(self, "model_")
-        past, numbers, _ = self._windows_for(y, ids)
+        past, numbers, names = self._windows_for(y, ids)
         lik = self._likelihood()
-        if self._autoregressive():
-            paths = self._paths(past, numbers, steps, _positive_int("n_samples", self.n_samples))
+        ar = self._autoregressive()
+        needed = steps if ar else -(-steps // self.horizon) * self.horizon
+        context = self._context(y, names, steps, needed, cov_args)
+        if ar:
+            n = _positive_int("n_samples", self.n_samples)
+            paths = self._paths(past, numbers, steps, n, context)
             if quantiles is None:
                 return self._shape(paths.mean(axis=1))
             qs = np.quantile(paths, lik.check_levels(quantiles), axis=1)
@@ -222,8 +319,12 @@ class PanelForecasting:
                 f"not {steps}; fit with horizon={steps}"
             )
         blocks, done = [], 0
+        lookback = self._arg("lookback")
+        past_cov, known, static = context
         while done < steps:
-            params = self._raw(past, numbers)
+            k = None if known is None else known[:, done : done + lookback + self.horizon]
+            extra = direct_extra(past_cov, k, static, lookback, self.horizon)
+            params = self._raw(past, numbers, extra)
             if quantiles is not None:
                 out = lik.quantiles(params, quantiles)[:, :steps]  # (N, steps, Q)
                 return self._shape(out)
@@ -242,27 +343,30 @@ class PanelForecasting:
         return out
 
     def predict_interval(self, coverage: float = 0.8, horizon: int | None = None, y: Any = None,
-                         ids: Any = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                         ids: Any = None,
+                         **covariates: Any) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """(lower, upper): the central `coverage` interval of the forecast, each shaped like
-        `predict`'s point forecast."""
+        `predict`'s point forecast; `covariates`: predict's X, X_known, static, X_future."""
         if not 0 < coverage < 1:
             raise InputError(f"coverage must lie in (0, 1), got {coverage!r}")
-        q = self.predict(horizon, y=y, ids=ids, quantiles=[(1 - coverage) / 2, (1 + coverage) / 2])
+        levels = [(1 - coverage) / 2, (1 + coverage) / 2]
+        q = self.predict(horizon, y=y, ids=ids, quantiles=levels, **covariates)
         return q[..., 0], q[..., 1]
 
     def predict_frame(self, horizon: int | None = None, y: Any = None, ids: Any = None,
-                      quantiles: Any = None) -> pd.DataFrame:  # fmt: skip
+                      quantiles: Any = None, **covariates: Any) -> pd.DataFrame:  # fmt: skip
         """A long DataFrame: id, step (1..horizon), time (when the fit data had time stamps
-        of a regular frequency), forecast, and one column per quantile."""
+        of a regular frequency), forecast, and one column per quantile; `covariates`:
+        predict's X, X_known, static, X_future."""
         steps = self.horizon if horizon is None else horizon
         _, _, names = self._windows_for(y, ids)
         kind, self.panel_kind_ = self.panel_kind_, "panel"
         try:
-            mean = self.predict(steps, y=y, ids=ids)
+            mean = self.predict(steps, y=y, ids=ids, **covariates)
             qs = (
                 None
                 if quantiles is None
-                else self.predict(steps, y=y, ids=ids, quantiles=quantiles)
+                else self.predict(steps, y=y, ids=ids, quantiles=quantiles, **covariates)
             )
         finally:
             self.panel_kind_ = kind
@@ -277,6 +381,16 @@ class PanelForecasting:
         for j, q in enumerate([] if quantiles is None else quantiles):
             frame[f"q{q:g}"] = qs[:, :, j].ravel()
         return frame
+
+
+def _tails(a: np.ndarray, panel: Panel, steps: int) -> np.ndarray:
+    """(n_series, steps, K): the rows of the last `steps` steps of every series of a
+    panel-aligned array a (sum T, K), NaN-padded in front for shorter series."""
+    out = np.full((len(panel), steps, a.shape[1]), np.nan)
+    for i in range(len(panel)):
+        tail = a[panel.starts[i] : panel.starts[i + 1]][-steps:]
+        out[i, steps - len(tail) :] = tail
+    return out
 
 
 def _positions(ids: list, wanted: Any) -> np.ndarray:

@@ -114,6 +114,38 @@ class _Progress:
         self.bar.close()
 
 
+class RefitReserve:
+    """Keeps the refits inside the budget. After every trial the search's end moves to
+    start + budget - the refits' estimated seconds (for each of the `members` best trials:
+    its seconds per fold x `scale`, the full data over a fold's training part; the best's
+    again for members beyond the finished trials); the search stops once past it, and a
+    trial running past it is stopped (`Objective.deadline`). One trial always finishes."""
+
+    def __init__(self, objective: Objective, start: float, budget: float, members: int,
+                 n_folds: int, scale: float):  # fmt: skip
+        self.objective, self.start, self.budget = objective, start, budget
+        self.members, self.n_folds, self.scale = members, n_folds, scale
+        self.reserved = 0.0
+
+    def __call__(self, study, trial) -> None:
+        done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        if not done:
+            return
+        done.sort(key=lambda t: (-t.value, t.number))
+        per_fit = [float(t.user_attrs.get("seconds", 0.0)) / self.n_folds for t in done]
+        top = per_fit[: self.members] + [per_fit[0]] * max(0, self.members - len(per_fit))
+        self.reserved = self.scale * sum(top)
+        self.objective.deadline = self.start + self.budget - self.reserved
+        if time.monotonic() >= self.objective.deadline:
+            study.stop()
+
+
+def _refit_scale(X: Any, folds: list[Data]) -> float:
+    """How much longer a refit on all of X takes than a fit on a fold's training part."""
+    part = float(np.mean([len(d.X_train) for d in folds]))
+    return max(1.0, len(X) / part) if part else 1.0
+
+
 def _best_value(study) -> float | None:
     try:
         return study.best_value
@@ -146,7 +178,8 @@ def tune(
     Args:
         est: an unfitted deeprnn estimator with fit(X, y) / score(X, y) (SequenceClassifier,
             SequenceRegressor, TextClassifier...); its own arguments are the starting point.
-        budget: seconds, or a text like "90s", "5m", "1h" (the search; the refits come after).
+        budget: seconds, or a text like "90s", "5m", "1h": the search AND the refits (the
+            search ends early enough for the refits its trials' times predict).
         space: restricts or overrides the default `deeprnn.tune.space.SEARCH_SPACE`.
         validation: how trials are scored: "auto" (3-fold below 100 items, else 20 % held
             out), a fraction held out, a number of folds k (each trial fits k times and
@@ -172,11 +205,14 @@ def tune(
     optuna = import_optuna()
     run_dir = None if run_dir is None else Path(run_dir)
     study = open_study(optuna, run_dir, resume, seed, spaces.describe(searched))
-    deadline = time.monotonic() + seconds
+    start = time.monotonic()
+    objective = Objective(est, searched, folds, start + seconds, optuna)
+    reserve = RefitReserve(objective, start, seconds, max(1, ensemble), len(folds),
+                           _refit_scale(X, folds))  # fmt: skip
     progress = _Progress(verbose, seconds)
     try:
-        study.optimize(Objective(est, searched, folds, deadline, optuna), n_trials=trials,
-                       timeout=seconds, callbacks=[progress], gc_after_trial=False)  # fmt: skip
+        study.optimize(objective, n_trials=trials, timeout=seconds,
+                       callbacks=[reserve, progress], gc_after_trial=False)  # fmt: skip
     finally:
         progress.close()
         if run_dir is not None:  # also after an interrupt: the board shows what is done
