@@ -215,21 +215,6 @@ def choose_transform(est, y: Any, X: Any = None) -> Defaults:
         season = d.choose("season", season_of(y), "from the time stamps' frequency (1: none)")
     season = _positive_int("season", season)
     free = [k for k in _KEYS if getattr(est, k) is None]
-    windowed = is_panel(y) or est.likelihood is not None or est.decoder != "direct"
-    values = None if is_panel(y) else np.asarray(y, dtype=np.float64)
-    fixed = {k: getattr(est, k) for k in _KEYS if k not in free}
-    names = [n for n in TRANSFORMS if all(transform_args(n, season)[k] == v
-                                          for k, v in fixed.items())]  # fmt: skip
-    names = [n for n in names if not skip_reason(n, season, windowed, values)]
-    horizon, origins = est.horizon, _positive_int("selection_origins", est.selection_origins)
-    lookbacks = _default_lookbacks(est, season) if est.select == "auto" else [est.lookback]
-    # Room for the backtest origins, a validation holdout and one window (candidates that
-    # need more, e.g. a seasonal lag, are skipped by select_forecaster); fewer origins on
-    # short data.
-    longest = _longest(est, y)
-    while origins > 1 and est.lookback + horizon * (origins + 2) > longest:
-        origins -= 1
-    lookbacks = [lb for lb in lookbacks if lb + horizon * (origins + 2) <= longest]
 
     def fallback(why: str) -> Defaults:
         for k in free:
@@ -240,6 +225,28 @@ def choose_transform(est, y: Any, X: Any = None) -> Defaults:
         return fallback("select='off'")
     if X is not None:
         return fallback("covariates X given (the backtest forecasts without them)")
+    windowed = is_panel(y) or est.likelihood is not None or est.decoder != "direct"
+    try:
+        values = None if is_panel(y) else np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):  # not numbers: fit's own checks say what is wrong
+        values = None
+    fixed = {k: getattr(est, k) for k in _KEYS if k not in free}
+    names = [n for n in TRANSFORMS if all(transform_args(n, season)[k] == v
+                                          for k, v in fixed.items())]  # fmt: skip
+    names = [n for n in names if not skip_reason(n, season, windowed, values)]
+    horizon = _positive_int("horizon", est.horizon)
+    origins = _positive_int("selection_origins", est.selection_origins)
+    lookbacks = _default_lookbacks(est, season) if est.select == "auto" else [est.lookback]
+    # Room for the backtest origins, a validation holdout and one window (candidates that
+    # need more, e.g. a seasonal lag, are skipped by select_forecaster); fewer origins on
+    # short data.
+    try:
+        longest = _longest(est, y)
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+        return fallback("y is not a series or panel the backtest can read")  # fit says why
+    while origins > 1 and est.lookback + horizon * (origins + 2) > longest:
+        origins -= 1
+    lookbacks = [lb for lb in lookbacks if lb + horizon * (origins + 2) <= longest]
     if est.lookback not in lookbacks:
         return fallback(f"y is too short to backtest lookback {est.lookback} on {origins} "
                         f"origins of horizon {horizon}")  # fmt: skip
