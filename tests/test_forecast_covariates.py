@@ -139,8 +139,8 @@ def test_long_dataframes_carry_covariate_columns():
     assert fc.covariates_["widths"] == [0, 3, 0]  # promo, then sin / cos of the month
     np.testing.assert_allclose(
         fc.last_known_[1, -1, 0],
-        (promos[1][-1] - fc.covariates_["scalers"]["known"]["mean"][0])
-        / fc.covariates_["scalers"]["known"]["std"][0],
+        (promos[1][-1] - fc.covariates_["scalers"]["known"].mean_[0])
+        / fc.covariates_["scalers"]["known"].scale_[0],
     )
     out = fc.predict_frame(X_future={f"s{k}": [0, 1] for k in range(3)})
     assert len(out) == 6 and out["time"].iloc[0] == pd.Timestamp("2014-01-01")

@@ -15,7 +15,6 @@ from deeprnn.data import SeriesScaler, make_windows
 from deeprnn.data.series import _as_series, _positive_int
 from deeprnn.errors import InputError
 from deeprnn.estimators.base import RNNEstimator
-from deeprnn.estimators.defaults import MAX_EPOCHS, MIN_EPOCHS, UPDATES, auto_epochs
 from deeprnn.estimators.inputs import Loader
 from deeprnn.forecast.global_model import PanelForecasting
 from deeprnn.forecast.panel import is_panel, to_panel
@@ -165,13 +164,7 @@ class Forecaster(PanelForecasting, RNNEstimator):
         self.n_series_, self.n_covariates_ = series.shape[1], 0 if cov is None else cov.shape[1]
         target = self.scaler_.transform(diffs)
         scaled_cov = None if cov is None else self.covariate_scaler_.transform(cov)
-        if self.epochs is None:
-            n_windows = n_train - lag - lookback - horizon + 1
-            self.defaults_.choose(
-                "epochs", auto_epochs(n_windows, self.batch_size),
-                f"~{UPDATES} updates of {self.batch_size} over {n_windows} windows, within "
-                f"[{MIN_EPOCHS}, {MAX_EPOCHS}] (the most)",
-            )  # fmt: skip
+        self._choose_epochs(n_train - lag - lookback - horizon + 1)
 
         def windows(start: int, stop: int, shuffle: bool) -> Loader:
             c = None if cov is None else scaled_cov[start:stop]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from deeprnn.data.series import SeriesScaler
 from deeprnn.errors import InputError
 from deeprnn.forecast.transforms import freq_base
 
@@ -128,22 +129,6 @@ def _static(static: Any, ids: list) -> np.ndarray:
 
 
 @dataclass
-class Standardiser:
-    """Per-column mean and std (std 1 for constant columns)."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(cls, a: np.ndarray) -> Standardiser:
-        std = a.std(axis=0) if len(a) else np.ones(a.shape[1])
-        return cls(a.mean(axis=0) if len(a) else np.zeros(a.shape[1]), np.where(std > 0, std, 1.0))
-
-    def __call__(self, a: np.ndarray) -> np.ndarray:
-        return (a - self.mean) / self.std
-
-
-@dataclass
 class PanelCovariates:
     """Standardised covariates end to end like `Panel.values`: past (sum T, Kp), known
     (sum T, Kk: the user's, then calendar), static (n_series, S); None where absent."""
@@ -163,8 +148,8 @@ class PanelCovariates:
 
     def state(self) -> dict:
         """What predict needs later (saved with the estimator): widths, cycles, scalers."""
-        scalers = {k: {"mean": s.mean, "std": s.std} for k, s in self.scalers.items()}
-        return {"widths": list(self.widths), "cycles": list(self.cycles), "scalers": scalers}
+        return {"widths": list(self.widths), "cycles": list(self.cycles),
+                "scalers": dict(self.scalers)}  # fmt: skip
 
 
 def read_covariates(panel: Panel, X: Any, X_known: Any, static: Any, calendar: bool,
@@ -176,8 +161,7 @@ def read_covariates(panel: Panel, X: Any, X_known: Any, static: Any, calendar: b
     cycles = tuple(state["cycles"]) if state else (calendar_cycles(freq) if calendar else ())
     if cycles and panel.times is None:
         raise InputError("calendar features need time stamps: fit a DataFrame or pandas Series")
-    scalers = {} if state is None else {k: Standardiser(np.asarray(v["mean"]), np.asarray(v["std"]))
-                                        for k, v in state["scalers"].items()}  # fmt: skip
+    scalers = {} if state is None else dict(state["scalers"])
     train_rows = np.concatenate(
         [panel.starts[i] + np.arange(int(k)) for i, k in enumerate(train_steps)]
     ).astype(np.int64)
@@ -185,8 +169,8 @@ def read_covariates(panel: Panel, X: Any, X_known: Any, static: Any, calendar: b
     def stack(parts: list[np.ndarray], key: str) -> np.ndarray:
         a = np.concatenate(parts) if parts else np.zeros((0, 0))
         if key not in scalers:
-            scalers[key] = Standardiser.fit(a[train_rows])
-        return scalers[key](a)
+            scalers[key] = SeriesScaler().fit(a[train_rows])
+        return scalers[key].transform(a)
 
     past = (
         None if X is None else stack(_per_series(X, panel, "X", id_col, time_col, lengths), "past")
@@ -204,8 +188,8 @@ def read_covariates(panel: Panel, X: Any, X_known: Any, static: Any, calendar: b
     if static is not None:
         raw = _static(static, panel.ids)
         if "static" not in scalers:
-            scalers["static"] = Standardiser.fit(raw)
-        st = scalers["static"](raw)
+            scalers["static"] = SeriesScaler().fit(raw)
+        st = scalers["static"].transform(raw)
     cov = PanelCovariates(past, known, st, cycles, scalers)
     if state is not None:
         names = ("X (past covariates)", "X_known with calendar features", "static")
@@ -258,9 +242,7 @@ def future_known(state: dict, X_future: Any, names: list, last_times: list | Non
             )
         dates = [pd.date_range(t, periods=needed + 1, freq=freq)[1:] for t in last_times]
         parts.append(np.stack([calendar_features(d, cycles) for d in dates]))
-    raw = np.concatenate(parts, axis=-1)
-    sc = state["scalers"]["known"]
-    return (raw - np.asarray(sc["mean"])) / np.asarray(sc["std"])
+    return state["scalers"]["known"].transform(np.concatenate(parts, axis=-1))
 
 
 def gather(cov: PanelCovariates, rows: np.ndarray, series: np.ndarray):

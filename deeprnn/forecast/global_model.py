@@ -57,6 +57,16 @@ class PanelForecasting:
         single = not isinstance(y, (dict, list, tuple, pd.DataFrame))
         return panel, "single" if single else "panel"
 
+    def _choose_epochs(self, n_windows: int) -> None:
+        """epochs=None: record in defaults_ the passes over n_windows training windows an
+        epoch that make about UPDATES updates (the rule of `estimators.defaults`)."""
+        if self.epochs is None:
+            self.defaults_.choose(
+                "epochs", auto_epochs(n_windows, self.batch_size),
+                f"~{UPDATES} updates of {self.batch_size} over {n_windows} windows an epoch, "
+                f"within [{MIN_EPOCHS}, {MAX_EPOCHS}] (the most)",
+            )  # fmt: skip
+
     def _fit_panel(self, y: Any, X: Any = None, X_known: Any = None,
                    static: Any = None) -> PanelForecasting:  # fmt: skip
         lookback = _positive_int("lookback", self._arg("lookback"))
@@ -100,13 +110,7 @@ class PanelForecasting:
         train = Windows(
             panel, lengths - n_val, shuffle=True, per_epoch=self.windows_per_epoch, **common
         )
-        if self.epochs is None:
-            n_windows = min(train.total, self.windows_per_epoch)
-            self.defaults_.choose(
-                "epochs", auto_epochs(n_windows, self.batch_size),
-                f"~{UPDATES} updates of {self.batch_size} over {n_windows} windows an epoch, "
-                f"within [{MIN_EPOCHS}, {MAX_EPOCHS}] (the most)",
-            )  # fmt: skip
+        self._choose_epochs(min(train.total, self.windows_per_epoch))
         val = None
         if n_val.any():
             val = Windows(panel, np.where(n_val > 0, lengths, 0), shuffle=False,
@@ -114,10 +118,7 @@ class PanelForecasting:
         self.ids_ = list(panel.ids)
         self.series_lengths_ = lengths.copy()
         # The last lookback steps of each series (NaN-padded in front for short ones).
-        self.last_windows_ = np.full((len(panel), lookback), np.nan)
-        for i in range(len(panel)):
-            tail = panel.series(i)[-lookback:]
-            self.last_windows_[i, lookback - len(tail) :] = tail
+        self.last_windows_ = _tails(panel.values[:, None], panel, lookback)[..., 0]
         self.last_times_ = None if panel.times is None else [t[-1] for t in panel.times]
         self.last_past_ = None if cov.past is None else _tails(cov.past, panel, lookback)
         self.last_known_ = None if cov.known is None else _tails(cov.known, panel, lookback)
@@ -139,8 +140,10 @@ class PanelForecasting:
             return net
         return GlobalNet(net, self._likelihood(), panel_ids, self.id_embedding or 0)
 
-    def _windows_for(self, y: Any, ids: Any) -> tuple[np.ndarray, np.ndarray, list]:
-        """(past (N, lookback), series numbers (N,), ids) of the series to forecast."""
+    def _windows_for(self, y: Any, ids: Any) -> tuple[np.ndarray, np.ndarray, list, Any]:
+        """(past (N, lookback), series numbers (N,), ids, the Panel read from y or None) of
+        the series to forecast."""
+        panel = None
         if y is None:
             rows = np.arange(len(self.ids_)) if ids is None else _positions(self.ids_, ids)
             past, numbers = self.last_windows_[rows], rows
@@ -170,13 +173,14 @@ class PanelForecasting:
                 "history; "
                 "a forecast needs the last lookback steps of every series"
             )
-        return past, numbers, names
+        return past, numbers, names, panel
 
-    def _context(self, y: Any, names: list, steps: int, needed: int,
+    def _context(self, panel: Panel | None, names: list, steps: int, needed: int,
                  cov_args: dict) -> tuple:  # fmt: skip
         """(past covariates (N, L, Kp), known covariates (N, L + needed, Kk), static (N, S))
-        of the forecast series `names`, each None where the fit had none. cov_args: the
-        predict call's X, X_known, static, X_future."""
+        of the forecast series `names`, each None where the fit had none; panel: the
+        histories y predict was given (None: the training data's). cov_args: the predict
+        call's X, X_known, static, X_future."""
         state = getattr(self, "covariates_", None)
         given = [k for k, v in cov_args.items() if v is not None]
         if not state:
@@ -193,7 +197,7 @@ class PanelForecasting:
                 f"the trained horizon = {self.horizon} steps, not {steps}"
             )
         trained = {k: i for i, k in enumerate(self.ids_)}
-        if y is None:
+        if panel is None:
             extra = [k for k in ("X", "X_known", "static") if cov_args[k] is not None]
             if extra:
                 raise InputError(
@@ -206,7 +210,6 @@ class PanelForecasting:
             static = None if not ks else self.static_[rows]
             last_times = None if self.last_times_ is None else [self.last_times_[r] for r in rows]
         else:
-            panel, _ = self._read_panel(y)
             keep = panel.select(names)
             cov = read_covariates(panel, cov_args["X"], cov_args["X_known"], cov_args["static"],
                                   True, self.freq_, panel.lengths, self.id_col, self.time_col,
@@ -286,8 +289,8 @@ class PanelForecasting:
             )
         steps = self.horizon if horizon is None else _positive_int("horizon", horizon)
         n = _positive_int("n_samples", self.n_samples if n_samples is None else n_samples)
-        past, numbers, names = self._windows_for(y, ids)
-        context = self._context(y, names, steps, steps, cov_args)
+        past, numbers, names, panel = self._windows_for(y, ids)
+        context = self._context(panel, names, steps, steps, cov_args)
         paths = self._paths(past, numbers, steps, n, context)  # (N, S, steps)
         return paths[0] if self.panel_kind_ == "single" else paths
 
@@ -301,11 +304,11 @@ class PanelForecasting:
     def _predict_panel(self, steps: int, y: Any, ids: Any, quantiles: Any,
                        cov_args: dict) -> np.ndarray:  # fmt: skip
         check_is_fitted(self, "model_")
-        past, numbers, names = self._windows_for(y, ids)
+        past, numbers, names, panel = self._windows_for(y, ids)
         lik = self._likelihood()
         ar = self._autoregressive()
         needed = steps if ar else -(-steps // self.horizon) * self.horizon
-        context = self._context(y, names, steps, needed, cov_args)
+        context = self._context(panel, names, steps, needed, cov_args)
         if ar:
             n = _positive_int("n_samples", self.n_samples)
             paths = self._paths(past, numbers, steps, n, context)
@@ -331,7 +334,7 @@ class PanelForecasting:
             block = lik.mean(params)  # (N, horizon)
             blocks.append(block)
             done += self.horizon
-            past = np.concatenate([past, block], axis=1)[:, -self._arg("lookback") :]
+            past = np.concatenate([past, block], axis=1)[:, -lookback:]
         return self._shape(np.concatenate(blocks, axis=1)[:, :steps])
 
     def _shape(self, out: np.ndarray) -> np.ndarray:
@@ -359,7 +362,7 @@ class PanelForecasting:
         of a regular frequency), forecast, and one column per quantile; `covariates`:
         predict's X, X_known, static, X_future."""
         steps = self.horizon if horizon is None else horizon
-        _, _, names = self._windows_for(y, ids)
+        _, _, names, _ = self._windows_for(y, ids)
         kind, self.panel_kind_ = self.panel_kind_, "panel"
         try:
             mean = self.predict(steps, y=y, ids=ids, **covariates)

@@ -28,6 +28,15 @@ LIKELIHOODS = ("gaussian", "student_t", "negative_binomial", "quantile", None)
 _SIGMA_FLOOR = 1e-4
 
 
+def _negative_binomial(p: list[Tensor], scale: Tensor):
+    """The counts' distribution: mean mu = p0 * scale, dispersion alpha = p1 / sqrt(scale)
+    (DeepAR), so var = mu + alpha mu^2."""
+    mu, alpha = p[0] * scale, p[1] / scale.sqrt()
+    return torch.distributions.NegativeBinomial(
+        total_count=1 / alpha, logits=torch.log(mu * alpha), validate_args=False
+    )
+
+
 def pinball(y: Tensor, f: Tensor, q: Tensor) -> Tensor:
     """Elementwise pinball (quantile) loss of forecast f of y at levels q."""
     d = y - f
@@ -75,12 +84,7 @@ class Likelihood:
         if self.name == "student_t":
             return -torch.distributions.StudentT(p[2], p[0], p[1]).log_prob(z)
         if self.name == "negative_binomial":
-            mu, alpha = p[0] * scale, p[1] / scale.sqrt()
-            counts = z * scale + loc
-            nb = torch.distributions.NegativeBinomial(
-                total_count=1 / alpha, logits=torch.log(mu * alpha), validate_args=False
-            )
-            return -nb.log_prob(counts)
+            return -_negative_binomial(p, scale).log_prob(z * scale + loc)
         if self.name == "quantile":
             q = torch.as_tensor(self.levels, dtype=raw.dtype, device=raw.device)
             return pinball(z[..., None], raw, q).mean(-1)
@@ -109,11 +113,7 @@ class Likelihood:
         elif self.name == "student_t":
             z = torch.distributions.StudentT(p[2], p[0], p[1]).sample()
         elif self.name == "negative_binomial":
-            mu, alpha = p[0] * scale, p[1] / scale.sqrt()
-            counts = torch.distributions.NegativeBinomial(
-                total_count=1 / alpha, logits=torch.log(mu * alpha), validate_args=False
-            ).sample()
-            z = (counts - loc) / scale
+            z = (_negative_binomial(p, scale).sample() - loc) / scale
         elif self.name == "quantile":
             grid = torch.sort(torch.stack(p, -1), dim=-1).values[:, 0]  # (B, K)
             levels = torch.as_tensor(self.levels, dtype=raw.dtype, device=raw.device)

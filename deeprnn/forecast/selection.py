@@ -153,9 +153,9 @@ def select_forecaster(est, y: Any, lookbacks: list[int] | None = None,
                 "(pass shorter lookbacks or fewer origins)"
             )
     rows = []
+    windowed = _windowed(est, y)
     for name in transforms:
         args = transform_args(name, season)
-        windowed = panel or est.likelihood is not None or est.decoder != "direct"
         skip = skip_reason(name, season, windowed, values)
         for lb in lookbacks:
             if skip:
@@ -182,8 +182,7 @@ def select_forecaster(est, y: Any, lookbacks: list[int] | None = None,
             f"every candidate was skipped ({table['note'].iloc[0]}); pass transforms that "
             "apply to y, e.g. transforms=['none', 'relative']"
         )
-    key = "mase" if scored["mase"].notna().all() else "smape"
-    table = table.sort_values([key, "smape"], na_position="last", ignore_index=True)
+    table = _ranked(table)
     best = table.iloc[0]
     chosen = {"transform": str(best["transform"]), "lookback": int(best["lookback"])}
     if not refit:
@@ -225,7 +224,7 @@ def choose_transform(est, y: Any, X: Any = None) -> Defaults:
         return fallback("select='off'")
     if X is not None:
         return fallback("covariates X given (the backtest forecasts without them)")
-    windowed = is_panel(y) or est.likelihood is not None or est.decoder != "direct"
+    windowed = _windowed(est, y)
     try:
         values = None if is_panel(y) else np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):  # not numbers: fit's own checks say what is wrong
@@ -272,8 +271,7 @@ def choose_transform(est, y: Any, X: Any = None) -> Defaults:
             table = pd.concat([table, more.table], ignore_index=True)
         except InputError:  # every longer lookback was skipped: keep the given one
             others = []
-        key = "mase" if table.loc[table["note"] == "", "mase"].notna().all() else "smape"
-        table = table.sort_values([key, "smape"], na_position="last", ignore_index=True)
+        table = _ranked(table)
     top = table.iloc[0]
     est.selection_ = table
     n_scored = int((table["note"] == "").sum())
@@ -286,6 +284,19 @@ def choose_transform(est, y: Any, X: Any = None) -> Defaults:
     if others:
         d.choose("lookback", int(top["lookback"]), why)
     return d
+
+
+def _windowed(est, y: Any) -> bool:
+    """True where y is modelled by per-window scaling (panels, likelihood heads, the
+    autoregressive decoder), which takes no log or differencing."""
+    return is_panel(y) or est.likelihood is not None or est.decoder != "direct"
+
+
+def _ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """Candidates best first: by MASE where every scored one has it, else by sMAPE."""
+    scored = table[table["note"] == ""]
+    key = "mase" if scored["mase"].notna().all() else "smape"
+    return table.sort_values([key, "smape"], na_position="last", ignore_index=True)
 
 
 def _longest(est, y: Any) -> int:
