@@ -110,11 +110,30 @@ def test_resume_after_an_interrupt_keeps_and_redoes_trials(tmp_path):
     result = deeprnn.tune(_est(), X, y, trials=2, resume=True, **kw)
     trials = result.study.trials
     states = [t.state.name for t in trials]
-    assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    # the two new trials run to the end or are stopped by the pruner, whose call it is
+    assert states[:3] == ["COMPLETE", "COMPLETE", "FAIL"] and len(states) == 5
+    assert set(states[3:]) <= {"COMPLETE", "PRUNED"}
     for old, new in zip(first, trials):  # the finished trials are kept as they were
         assert (old.params, old.value) == (new.params, new.value)
     assert trials[3].params == trials[2].params  # the interrupted trial is redone first
-    assert len([r for r in result.leaderboard if r["state"] == "complete"]) == 4
+    complete = [r for r in result.leaderboard if r["state"] == "complete"]
+    assert len(complete) == states.count("COMPLETE")
+
+
+def test_the_first_trial_is_the_estimator_as_given():
+    X, y = _data()
+    est = SequenceClassifier(epochs=3, batch_size=16, validation_fraction=0, cell="gru", lr=4e-3)
+    space = {"hidden_size": [8, 16], "frontend": None, "bidirectional": None}
+    result = deeprnn.tune(est, X, y, budget=60, space=space, trials=2, verbose=0,
+                          validation=0.25)  # fmt: skip
+    first = result.study.trials[0]
+    # its own values; hidden_size=None (data-aware) is outside the user's choices [8, 16],
+    # so the sampler picks that one; pooling="auto" joins the default space's choices
+    assert first.params["cell"] == "gru" and first.params["lr"] == 4e-3
+    assert first.params["pooling"] == "auto" and first.params["hidden_size"] in (8, 16)
+    assert first.params["num_layers"] == 2 and first.params["dropout"] == 0.0
+    board = {r["trial"]: r for r in result.leaderboard}
+    assert board[0]["pooling"] == "auto"
 
 
 def test_small_data_trials_score_the_mean_over_folds():

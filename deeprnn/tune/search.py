@@ -9,7 +9,9 @@
 Trials learn from the training part and are scored by the estimator's `score` (accuracy,
 R^2) on the validation part (k-fold on small data: see `validation`); Optuna's TPE
 sampler proposes the arguments and its median pruner stops trials whose per-epoch
-validation scores fall behind (see `objective`).
+validation scores fall behind (see `objective`). The first trial is the estimator as given,
+with its data-aware defaults (`space.starting_point`): a known cost, and the score every
+other trial has to beat.
 """
 
 from __future__ import annotations
@@ -200,11 +202,15 @@ def tune(
         isinstance(trials, bool) or not isinstance(trials, int) or trials < 1
     ):
         raise InputError(f"trials must be None or an int >= 1, got {trials!r}")
-    searched = spaces.resolve(est, space)
+    searched, start_params = spaces.starting_point(
+        est, spaces.resolve(est, space), set(space or {})
+    )
     folds = _folds(est, X, y, validation)
     optuna = import_optuna()
     run_dir = None if run_dir is None else Path(run_dir)
     study = open_study(optuna, run_dir, resume, seed, spaces.describe(searched))
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(start_params)
     start = time.monotonic()
     objective = Objective(est, searched, folds, start + seconds, optuna)
     reserve = RefitReserve(objective, start, seconds, max(1, ensemble), len(folds),

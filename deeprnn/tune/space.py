@@ -16,6 +16,11 @@ be a key: a list is a choice, `Range(low, high, log=...)` an interval (ints stay
 single value fixes the argument, None for a key drops it from the search; in YAML an
 interval is `{low: 0.001, high: 0.01, log: true}`. Keys the
 estimator does not have raise ConfigError with the nearest name.
+
+The first trial of a new search is the estimator as given (`starting_point`): its own value
+of every searched key, data-aware ones included (hidden_size=None, frontend="auto" and
+pooling="auto" are added to the default space's choices for that), so the search starts
+from the default `fit` and ranks every other trial against it.
 """
 
 from __future__ import annotations
@@ -113,6 +118,37 @@ def resolve(est, space: dict | None = None) -> dict[str, Any]:
         else:
             out[key] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def _data_aware(value: Any) -> bool:
+    return value is None or value == "auto"
+
+
+def starting_point(
+    est, space: dict[str, Any], given: set[str] = frozenset()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(space, params of the first trial): the estimator's own value of every searched key.
+
+    A choice of the default space (a key not in `given`, the user's own keys) gains the
+    estimator's value when it lacks it, so a data-aware setting (None / "auto") is one of
+    the choices; a value outside a user's choices or outside a range is left to the
+    sampler. The params are in Optuna's stored form (`study.enqueue_trial`).
+    """
+    own = est.get_params(deep=False)
+    out, start = dict(space), {}
+    for key, dim in space.items():
+        value = own.get(key)
+        if isinstance(dim, list):
+            labels = [_label(c) for c in dim]
+            if _label(value) not in labels and key not in given and _data_aware(value):
+                out[key] = dim = [*dim, value]
+                labels.append(_label(value))
+            if _label(value) in labels:
+                start[key] = _label(value)
+        elif isinstance(dim, Range) and isinstance(value, (int, float)):
+            if not isinstance(value, bool) and dim.low <= value <= dim.high:
+                start[key] = value
+    return out, start
 
 
 def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
