@@ -63,6 +63,7 @@ CONFIGS = {
     "residual": dict(cell="lstm", residual=True),
     "bidirectional": dict(cell="lstm", bidirectional=True),
     "ln_lstm": dict(cell="lstm", layer_norm=True),
+    "ln_gru": dict(cell="gru", layer_norm=True),
     "recurrent_dropout": dict(cell="lstm", recurrent_dropout=0.25),
     "zoneout": dict(cell="lstm", zoneout=0.1),
 }

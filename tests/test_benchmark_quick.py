@@ -25,6 +25,20 @@ def test_speed_benchmark_quick_mode_writes_markdown_and_json(tmp_path):
     assert "deeprnn/torch" in text and "zoneout" in text
 
 
+def test_each_speed_config_is_timed_against_torchs_module_of_its_cell():
+    """ln_gru against nn.GRU (not nn.LSTM), of the same sizes, as every config of its cell."""
+    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed.py")
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    size = speed.QUICK_SIZE["tiny"]
+    for config in ("ln_gru", "gru", "ln_lstm"):
+        net, ref, _ = speed.build(config, size)
+        assert type(ref) is speed.TORCH_MODULES[speed.CONFIGS[config]["cell"]]
+        assert (ref.input_size, ref.hidden_size, ref.num_layers) == (size[2], size[3], 2)
+        assert net.layers[0].cell.kind == speed.CONFIGS[config]["cell"]
+    assert speed.TORCH_MODULES["gru"] is speed.nn.GRU and speed.CONFIGS["ln_gru"]["layer_norm"]
+
+
 def test_lengths_benchmark_quick_mode_writes_markdown_and_json(tmp_path):
     spec = importlib.util.spec_from_file_location("lengths", ROOT / "benchmarks" / "lengths.py")
     lengths = importlib.util.module_from_spec(spec)

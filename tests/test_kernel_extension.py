@@ -1,18 +1,19 @@
 """The C++ step loops (deeprnn/kernels/csrc) against the TorchScript loops they replace.
 
-Both compute the same LSTM recurrence; every other fused test (test_kernels.py, the oracle
-tests) runs through whichever path is active, and test_kernels.py runs on both.
+Both compute the same LSTM and GRU recurrences; every other fused test (test_kernels.py, the
+oracle tests) runs through whichever path is active, and test_kernels.py runs on both.
 """
 
 import itertools
 import shutil
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 import torch
 
-from deeprnn.kernels import extension, lstm
+from deeprnn.kernels import extension, gru, lstm
 from deeprnn.kernels.projection import block_steps
 
 
@@ -215,4 +216,232 @@ def test_reused_buffers_never_alias_live_tensors():
     again, _ = net(xs[0])
     torch.testing.assert_close(again.detach(), kept, rtol=0, atol=0)
     assert extension.empty_cache() > 0  # something was kept for reuse, and is now released
+    assert extension.empty_cache() == 0
+
+
+# --- the GRU: csrc/gru.cpp against gru.py's TorchScript loops ------------------------------
+
+
+def _gru_inputs(dtype, layer_norm, drop, zoneout, bias=True, T=9, B=3, H=5, seed=0):
+    """GRURecurrence's inputs and output gradients; zoneout as in `_inputs` (u_h only)."""
+    x = _inputs(dtype, drop, zoneout, T, B, H, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+
+    def r(*shape, scale=1.0):
+        return (scale * torch.randn(*shape, generator=g)).to(dtype)
+
+    return dict(
+        a_x=r(T, B, 3 * H), h0=x["h0"], weight=r(3 * H, H, scale=0.4),
+        beta=r(3 * H, scale=0.5) if bias else None,
+        gamma=(1 + 0.3 * r(3 * H)) if layer_norm else None,
+        drop=x["drop"], u_h=x["u_h"], d_h=x["d_h"], d_hT=x["d_hT"],
+    )  # fmt: skip
+
+
+def _gru_run(cpp, x, block):
+    """Forward and backward of one GRU recurrence: [gates, h, a_h[n], every gradient]."""
+    a_x, h0, weight, beta, gamma, drop, u_h = (
+        x[k] for k in ("a_x", "h0", "weight", "beta", "gamma", "drop", "u_h"))  # fmt: skip
+    H = h0.shape[1]
+    if cpp:
+        gates, kept, h, stats = extension.ops().gru_forward(
+            a_x, h0, weight.t(), beta, gamma, drop, u_h, 1e-5, True
+        )
+        d_ax, dh0, d_w, d_gamma, d_beta = extension.ops().gru_backward(
+            x["d_h"], x["d_hT"], h0, gates, kept, h, weight, beta, gamma, drop, u_h, stats, block
+        )
+        if gamma is None:  # a_h[n] kept; no layer-norm statistics or d gamma
+            a_n = kept
+            assert stats.numel() == 0 and d_gamma.numel() == 0
+        else:  # v = W_hh m h_{t-1} kept: a_h[n] = LN_hh(v)[n] + beta[n]
+            h_prev = torch.cat([h0[None], h[:-1]])
+            v = (h_prev if drop is None else h_prev * drop) @ weight.t()
+            torch.testing.assert_close(kept, v, rtol=1e-12, atol=1e-12)
+            mean, rstd = stats[:, 0, :, None], stats[:, 1, :, None]
+            a_n = (((v - mean) * rstd) * gamma + (0 if beta is None else beta))[..., 2 * H :]
+    else:
+        a_h, gates, h, stats = gru._forward(a_x, h0, weight.t(), beta, gamma, drop, u_h, 1e-5)
+        d_ax, dh0, d_w, d_gamma, d_beta = gru._backward(
+            x["d_h"], x["d_hT"], h0, a_h, gates, h, weight, gamma, drop, u_h, stats, block
+        )
+        a_n = a_h[..., 2 * H :]
+    d_gamma = torch.zeros(0, dtype=a_x.dtype) if d_gamma is None else d_gamma
+    return [gates, h, a_n, d_ax, dh0, d_w, d_gamma, d_beta]
+
+
+GRU_CASES = [  # (layer_norm, drop, zoneout, bias)
+    *itertools.product([False, True], [False, True], [None, "mask", "lengths", "eval"], [True]),
+    (False, False, None, False), (True, True, "lengths", False),
+]  # fmt: skip
+
+
+@needs_cpp
+@pytest.mark.parametrize("layer_norm, drop, zoneout, bias", GRU_CASES)
+@pytest.mark.parametrize("block", [1, 4, 100])
+def test_gru_loops_equal_torchscript_in_float64(layer_norm, drop, zoneout, bias, block):
+    """Outputs, the kept gates and a_h[n], and dL/d a_x, h0, W_hh, gamma_hh, beta: with and
+    without LN_hh, recurrent dropout, zoneout masks, lengths (a zero-length row), eval
+    zoneout, without biases; BPTT in blocks of 1, 4 and all steps."""
+    x = _gru_inputs(torch.float64, layer_norm, drop, zoneout, bias)
+    ours, script = _gru_run(True, x, block), _gru_run(False, x, block)
+    assert ours[-2].numel() == (15 if layer_norm else 0)  # d gamma_hh only with layer norm
+    for a, b in zip(ours, script):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    if zoneout == "lengths":  # the zero-length row keeps h0 at every step, exactly
+        assert torch.equal(ours[1][:, 2], x["h0"][2].expand(9, 5))
+
+
+@needs_cpp
+@pytest.mark.parametrize("layer_norm, drop, zoneout", [(False, False, None), (True, True, "mask"),
+                                                       (True, False, "eval")])  # fmt: skip
+def test_gru_loops_and_torchscript_in_float32_are_close_to_float64(layer_norm, drop, zoneout):
+    """float32 against the float64 result: both loops within 5e-5 of its scale."""
+    x64 = _gru_inputs(torch.float64, layer_norm, drop, zoneout, T=40, B=8, H=16)
+    x32 = {k: None if v is None else v.float() for k, v in x64.items()}
+    block = block_steps(40, 8 * 16, block_size=512)  # several blocks
+    truth = _gru_run(False, x64, block)
+    for a, b, t in zip(_gru_run(True, x32, block), _gru_run(False, x32, block), truth):
+        assert a.dtype == torch.float32 and a.shape == t.shape
+        if not t.numel():
+            continue
+        scale = float(t.abs().max()) + 1e-12
+        err_cpp = float((a.double() - t).abs().max()) / scale
+        err_script = float((b.double() - t).abs().max()) / scale
+        assert err_cpp < 5e-5 and err_script < 5e-5, (err_cpp, err_script)
+
+
+class _Counting:
+    """torch.ops.deeprnn, counting the calls of each op (to show which loops ran)."""
+
+    def __init__(self, lib):
+        self.lib, self.calls = lib, Counter()
+
+    def __getattr__(self, name):
+        op = getattr(self.lib, name)
+
+        def call(*args):
+            self.calls[name] += 1
+            return op(*args)
+
+        return call
+
+
+def _gru_net_grads(cpp: bool, monkeypatch, block: int, **kw):
+    """Outputs, final states and every gradient (x and each parameter) of a 2-layer GRU
+    (float64, ragged lengths with a zero-length row) on the C++ loops or on TorchScript;
+    the op calls counted."""
+    from deeprnn import DeepRNN
+
+    from .helpers import random_batch, run_with_grads
+
+    torch.manual_seed(0)
+    net = DeepRNN(5, 4, num_layers=2, cell="gru", **kw).double()
+    for layer in net.layers:
+        layer.torch_kernel = False  # our fused path, also where torch's kernel could run
+    assert {r["path"] for r in net.explain()} == {"fused"}
+    x, lengths = random_batch(4, 11, 5, with_lengths=True)
+    counting = _Counting(extension.ops())
+    with monkeypatch.context() as m:
+        m.setattr(gru, "block_steps", lambda *_: block)
+        m.setattr(extension, "ops", lambda: counting)
+        if not cpp:
+            m.setattr(extension, "takes", lambda _: False)
+
+        def seeded(x, lengths=None):
+            torch.manual_seed(7)  # the same dropout / zoneout masks on both paths
+            return net(x, lengths=lengths)
+
+        seeded.named_parameters = net.named_parameters
+        return (*run_with_grads(seeded, x, lengths), counting.calls)
+
+
+GRU_NETS = [dict(layer_norm=True), dict(layer_norm=True, recurrent_dropout=0.3, zoneout=0.25),
+            dict(recurrent_dropout=0.3), dict(zoneout=0.3, bidirectional=True),
+            dict(layer_norm=True, zoneout=0.2, bidirectional=True, bias=False)]  # fmt: skip
+
+
+@needs_cpp
+@pytest.mark.parametrize("kw", GRU_NETS, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+@pytest.mark.parametrize("block", [1, 3, 100])
+def test_gru_net_on_the_cpp_loops_equals_torchscript(monkeypatch, kw, block):
+    """A whole GRU net (training mode: dropout and zoneout masks drawn) on both loops: its
+    outputs, final states and the gradients of x and of every parameter."""
+    out_a, st_a, g_a, calls_a = _gru_net_grads(True, monkeypatch, block, **kw)
+    out_b, st_b, g_b, calls_b = _gru_net_grads(False, monkeypatch, block, **kw)
+    directions = 4 if kw.get("bidirectional") else 2
+    assert calls_a["gru_forward"] == calls_a["gru_backward"] == directions
+    assert not calls_b  # the TorchScript run called no C++ op
+    torch.testing.assert_close(out_a, out_b, rtol=1e-10, atol=1e-12)
+    assert len(st_a) == len(st_b) == 2
+    for s, t in zip(st_a, st_b):
+        torch.testing.assert_close(s, t, rtol=1e-10, atol=1e-12)
+    assert g_a.keys() == g_b.keys() and len(g_a) >= 7
+    for name in g_a:
+        assert g_a[name].abs().sum() > 0, name  # every parameter is reached
+        torch.testing.assert_close(g_a[name], g_b[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+@needs_cpp
+@pytest.mark.parametrize("kw", [dict(layer_norm=True, bidirectional=True, zoneout=0.3),
+                                dict(layer_norm=True, bias=False)])  # fmt: skip
+def test_gru_net_on_the_cpp_loops_matches_the_reference(monkeypatch, kw):
+    """The layer-norm GRU on the C++ loops against the NumPy reference (eval: zoneout's
+    expectation), outputs and every gradient incl. the initial state's, ragged lengths."""
+    from deeprnn import DeepRNN
+
+    from .helpers import assert_matches_reference, random_batch
+
+    torch.manual_seed(3)
+    net = DeepRNN(5, 4, num_layers=2, cell="gru", **kw)
+    x, lengths = random_batch(4, 7, 5, with_lengths=True)
+    d = 2 if kw.get("bidirectional") else 1
+    state = [layer.initial_state(4, x).normal_() for layer in net.layers]  # (d, B, H) / (B, H)
+    counting = _Counting(extension.ops())
+    monkeypatch.setattr(extension, "ops", lambda: counting)
+    assert_matches_reference(net, x, lengths, state=state, rtol=1e-9, atol=1e-11, fd=False)
+    assert counting.calls["gru_forward"] == counting.calls["gru_backward"] == 2 * d
+
+
+@needs_cpp
+@pytest.mark.parametrize("kw", [dict(layer_norm=True), dict(zoneout=0.2, bidirectional=True),
+                                dict(layer_norm=True, zoneout=0.3)])  # fmt: skip
+def test_gru_inference_keeps_nothing_for_bptt_and_computes_the_same(kw):
+    """Under no_grad gru_forward keeps no gates / a_h (`keep`): the same outputs and states."""
+    from deeprnn import DeepRNN
+
+    from .helpers import random_batch
+
+    torch.manual_seed(0)
+    net = DeepRNN(5, 4, num_layers=2, cell="gru", **kw).double().eval()
+    x, lengths = random_batch(3, 11, 5, with_lengths=True)
+    out_a, state_a = net(x.requires_grad_(), lengths=lengths)
+    with torch.no_grad():
+        out_b, state_b = net(x, lengths=lengths)
+    torch.testing.assert_close(out_a.detach(), out_b, rtol=1e-13, atol=1e-13)
+    for a, b in zip(state_a, state_b):
+        torch.testing.assert_close(a.detach(), b, rtol=1e-13, atol=1e-13)
+    a_x, h0, w = torch.randn(6, 2, 12), torch.randn(2, 4), torch.randn(12, 4)
+    gates, kept, h, stats = extension.ops().gru_forward(a_x, h0, w.t(), None, torch.ones(12),
+                                                        None, None, 1e-5, False)  # fmt: skip
+    assert gates.shape[0] == kept.shape[0] == stats.shape[0] == 0 and h.shape == (6, 2, 4)
+
+
+@needs_cpp
+def test_gru_buffers_share_the_one_cache_that_empty_cache_releases():
+    """gru.cpp takes its large buffers from the cache of common.h, the same one as lstm.cpp:
+    after a GRU train step alone, empty_cache has something to release."""
+    from deeprnn import DeepRNN
+
+    extension.empty_cache()
+    torch.manual_seed(0)
+    net = DeepRNN(8, 32, num_layers=2, cell="gru", layer_norm=True)  # (T, B, 3H) > 1 MiB
+    counting = _Counting(extension.ops())
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(extension, "ops", lambda: counting)
+        out, _ = net(torch.randn(16, 600, 8))
+        out.square().mean().backward()
+        del out
+    assert counting.calls["gru_backward"] == 2 and not counting.calls["ln_lstm_forward"]
+    assert extension.empty_cache() > 0
     assert extension.empty_cache() == 0

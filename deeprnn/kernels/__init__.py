@@ -4,7 +4,8 @@ Layer-normalised cells, the sigmoid RNN, recurrent dropout and zoneout run here:
 projection of all steps is one matrix product, the recurrence one autograd Function whose
 backward is the explicit BPTT (`fused.py` drives; `lstm.py`, `gru.py`, `rnn.py` are the
 Functions; `projection.py` the shared W_hh part; `noise.py` the dropout / zoneout masks;
-`extension.py` builds the LSTM's step loops in C++ (`csrc/`), TorchScript otherwise).
+`extension.py` builds the LSTM's and GRU's step loops in C++ (`csrc/`), TorchScript
+otherwise).
 `deeprnn.layer` tries torch's kernel first, then `fused_direction`, then its cell loop.
 """
 

@@ -3,7 +3,8 @@
 The fused recurrences spend their time in per-step element-wise work, not in arithmetic:
 at B = 16-64 each of the ~20 small ATen ops of an LN-LSTM step costs a few microseconds of
 dispatch and a pass over memory. csrc/lstm.cpp does the same math as the TorchScript loops
-of lstm.py in two or three fused loops a step (ATen still does the matrix products).
+of lstm.py in two or three fused loops a step (ATen still does the matrix products), and
+csrc/gru.cpp those of gru.py (the GRU with LN_hh, recurrent dropout, zoneout, lengths).
 
 torch.utils.cpp_extension compiles it once per machine and torch version (~20 s; cached in
 $TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions), which needs a C++ compiler
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import torch
 
-SOURCES = [Path(__file__).with_name("csrc") / "lstm.cpp"]
+# one library: lstm.cpp defines torch.ops.deeprnn, gru.cpp adds to it; both include common.h
+# (ninja rebuilds on a change of the header too: torch's build reads the compiler's depfile)
+SOURCES = [Path(__file__).with_name("csrc") / name for name in ("lstm.cpp", "gru.cpp")]
 # -ffast-math with the CPU's vector width lets gcc vectorise exp / tanh through glibc's
 # libmvec (measured: sigmoid of 32 x 256 floats 7.5 us against 25 us without). It goes to
 # the compiler only, not the linker, so no flush-to-zero start-up code is linked in (that
@@ -77,7 +80,7 @@ def takes(x: torch.Tensor) -> bool:
 
 def empty_cache() -> int:
     """Release the large buffers the C++ loops keep for reuse (like torch.cuda.empty_cache);
-    returns the bytes freed. At most 1 GiB is ever kept: see csrc/lstm.cpp."""
+    returns the bytes freed. At most 1 GiB is ever kept: see csrc/common.h."""
     if ops.cache_info().currsize == 0:  # never loaded: nothing kept
         return 0
     lib = ops()

@@ -8,6 +8,12 @@ Given the hoisted input part a_x,t = [LN_ih](W_ih x_t) + b_ih (T, B, 3H), step t
 
 b_hh cannot join the hoisted part: its n slice is multiplied by r. Backward as in
 `deeprnn.kernels.lstm`: local derivatives of a block of steps at once, then a short loop.
+
+Where the C++ step loops are built (`extension.py`, CPU float32 / float64), the same math
+runs in csrc/gru.cpp instead of the TorchScript `_forward` / `_backward` below: one matrix
+product a step and one fused pass over the rows for LN_hh, the gates and the update. It
+keeps a_h[n] (T, B, H) instead of all of a_h, and with layer norm v = W_hh m h_{t-1} instead
+of a_h, so that BPTT recomputes LN_hh element-wise rather than v with a matrix product.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
+from deeprnn.kernels import extension
 from deeprnn.kernels.projection import (
     block_grads,
     block_steps,
@@ -147,15 +154,29 @@ class GRURecurrence(Function):
 
     @staticmethod
     def forward(ctx, a_x, h0, weight_hh, beta, gamma_hh, drop, u_h, eps):
-        a_h, gates, h, stats = _forward(a_x, h0, weight_hh.t(), beta, gamma_hh, drop, u_h, eps)
-        ctx.save_for_backward(h0, a_h, gates, h, weight_hh, gamma_hh, drop, u_h, stats)
+        ctx.fast = extension.takes(a_x)
+        if ctx.fast:  # a_h is a_h[n], or v with layer norm (see the module doc)
+            gates, a_h, h, stats = extension.ops().gru_forward(
+                a_x, h0, weight_hh.t(), beta, gamma_hh, drop, u_h, eps,
+                any(ctx.needs_input_grad),  # keep for BPTT only where needed
+            )  # fmt: skip
+        else:
+            a_h, gates, h, stats = _forward(a_x, h0, weight_hh.t(), beta, gamma_hh, drop, u_h, eps)
+        ctx.save_for_backward(h0, a_h, gates, h, weight_hh, beta, gamma_hh, drop, u_h, stats)
         return h, h[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_h, d_hT):
-        h0, a_h, gates, h, weight, gamma_hh, drop, u_h, stats = ctx.saved_tensors
+        h0, a_h, gates, h, weight, beta, gamma_hh, drop, u_h, stats = ctx.saved_tensors
         T, B, H = h.shape
+        if ctx.fast:
+            d_ax, dh0, d_weight, d_gamma, d_beta = extension.ops().gru_backward(
+                d_h, d_hT, h0, gates, a_h, h, weight, beta, gamma_hh, drop, u_h, stats,
+                block_steps(T, B * H),
+            )  # fmt: skip
+            d_gamma = None if gamma_hh is None else d_gamma
+            return d_ax, dh0, d_weight, d_beta, d_gamma, None, None, None
         d_ax, dh0, d_weight, d_gamma, d_beta = _backward(
             d_h, d_hT, h0, a_h, gates, h, weight, gamma_hh, drop, u_h, stats,
             block_steps(T, B * H),

@@ -5,8 +5,8 @@ cost per op matters: scripted, they ran ~20% faster on CPU than as Python here. 
 was slower per call than eager for these step sizes (and compiled for ~20 s), so it is not
 used. Compiling 10 unrolled steps at once halves the forward (small LN-LSTM: 67 against
 130 us a step) but takes ~30 s per shape, and its AOTAutograd backward was slower than ours.
-The LSTM's loops now run in C++ where that can be built (`extension.py`); these scripted
-loops remain the GRU's and RNN's, and the LSTM's fallback.
+The LSTM's and GRU's loops now run in C++ where that can be built (`extension.py`); these
+scripted loops remain the RNN's, and the LSTM's and GRU's fallback.
 
 `torch.jit.script` is deprecated in recent torch: its warning is silenced; where it fails
 (a RuntimeWarning says why), or DEEPRNN_NO_SCRIPT=1 is set, the same functions run as plain

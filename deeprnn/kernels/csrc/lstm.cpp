@@ -15,129 +15,22 @@
 //     matrix product of the forward's size): the memory of the plain mode, one product less.
 // Built on first use by torch.utils.cpp_extension (deeprnn/kernels/extension.py) with
 // -O3 -ffast-math, so that gcc vectorises exp / tanh through glibc's vector math library;
-// layer-norm moments and the parameter gradients' totals accumulate in double.
+// layer-norm moments and the parameter gradients' totals accumulate in double. The GRU's
+// loops are csrc/gru.cpp, in the same library; what both use is in csrc/common.h.
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdlib>
-#include <mutex>
-#include <optional>
 #include <tuple>
-#include <type_traits>
-#include <unordered_map>
 #include <vector>
+
+#include "common.h"
 
 namespace {
 
-using at::Tensor;
-using OptTensor = std::optional<Tensor>;
-
-// A (T, B, H)-shaped read of a tensor that may be broadcast (strides 0): the update
-// weights u are (T, B, H) masks, (T, B, 1) length masks or an expanded scalar.
-template <typename S>
-struct Strided {
-  const S* p = nullptr;
-  int64_t st = 0, sb = 0, sj = 0;
-  explicit operator bool() const { return p != nullptr; }
-  const S* row(int64_t t, int64_t b) const { return p + t * st + b * sb; }
-  // Row (t, b) as H contiguous values: the row itself, or `buf` filled (1 when absent), so
-  // that the loops reading it vectorise.
-  const S* dense(int64_t t, int64_t b, int64_t H, std::vector<S>& buf) const {
-    if (p && sj == 1) return row(t, b);
-    if (!p) return buf.data();  // `buf` holds ones
-    const S* r = row(t, b);
-    for (int64_t j = 0; j < H; ++j) buf[j] = r[j * sj];
-    return buf.data();
-  }
-};
-
-template <typename S>
-Strided<S> strided(const OptTensor& u, int64_t T, int64_t B, int64_t H) {
-  Strided<S> s;
-  if (!u.has_value() || !u->defined()) return s;
-  Tensor e = u->expand({T, B, H});
-  s.p = e.data_ptr<S>();
-  s.st = e.stride(0);
-  s.sb = e.stride(1);
-  s.sj = e.stride(2);
-  return s;
-}
-
-Tensor contig(const OptTensor& t) {
-  return (t.has_value() && t->defined()) ? t->contiguous() : Tensor();
-}
-
-inline bool has(const OptTensor& t) { return t.has_value() && t->defined(); }
-
-// Large buffers (>= 1 MiB: the kept gates / v, c, h, dL/d input) come from a small cache
-// of freed ones. The default CPU allocator returns such blocks to the kernel at once, so
-// every training step would page-fault ~100 MB in again (measured here: ~3.7 us a 4 KiB
-// page, ~120 ms a step for a 2-layer LN-LSTM at T = 1000, B = 16, H = 128). A freed
-// buffer goes back to the cache while it holds under `kCacheLimit`, else to the system;
-// `empty_cache` releases all of them (deeprnn.kernels.extension.empty_cache).
-constexpr size_t kPooledMin = size_t(1) << 20;
-constexpr size_t kCacheLimit = size_t(1) << 30;
-
-struct BufferCache {
-  std::mutex mutex;
-  std::unordered_map<size_t, std::vector<void*>> free;
-  size_t held = 0;
-
-  void* take(size_t bytes) {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      auto it = free.find(bytes);
-      if (it != free.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        held -= bytes;
-        return p;
-      }
-    }
-    void* p = std::aligned_alloc(64, bytes);
-    TORCH_CHECK(p != nullptr, "deeprnn: out of memory allocating ", bytes, " bytes");
-    return p;
-  }
-  void give(void* p, size_t bytes) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (held + bytes > kCacheLimit) {
-      std::free(p);
-      return;
-    }
-    free[bytes].push_back(p);
-    held += bytes;
-  }
-  int64_t clear() {
-    std::lock_guard<std::mutex> lock(mutex);
-    for (auto& [bytes, ptrs] : free)
-      for (void* p : ptrs) std::free(p);
-    free.clear();
-    const int64_t released = int64_t(held);
-    held = 0;
-    return released;
-  }
-};
-
-BufferCache& cache() {
-  static BufferCache* c = new BufferCache();  // never destroyed: tensors may outlive exit
-  return *c;
-}
-
-Tensor big_empty(at::IntArrayRef sizes, const at::TensorOptions& opt) {
-  int64_t n = 1;
-  for (int64_t s : sizes) n *= s;
-  const size_t bytes = size_t(n) * opt.dtype().itemsize();
-  if (bytes < kPooledMin) return at::empty(sizes, opt);
-  const size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple
-  void* p = cache().take(rounded);
-  return at::from_blob(p, sizes, [rounded](void* q) { cache().give(q, rounded); }, opt);
-}
-
-int64_t empty_cache() { return cache().clear(); }
+using namespace deeprnn;  // common.h: Strided, the buffer cache (big_empty), sigmoid, moments
 
 // The optional parameters of one call, as raw pointers (nullptr where absent). The layer
 // norm ones: gamma_ih, beta (LN_ih's and LN_hh's biases and b_ih + b_hh, folded), gamma_hh,
@@ -177,25 +70,6 @@ struct LNParams {
 
 // Layer-norm statistics: (T, 6, B) = mean and rstd of u (LN_ih), v (LN_hh), c~ (LN_c).
 enum Stat { MEAN_IH = 0, RSTD_IH, MEAN_HH, RSTD_HH, MEAN_C, RSTD_C, N_STATS };
-
-template <typename S>
-inline S sigmoid(S x) {
-  return S(1) / (S(1) + std::exp(-x));
-}
-
-// mean and 1 / sqrt(var + eps) of n values (biased variance, as torch's layer norm).
-template <typename S>
-inline void moments(const S* x, int64_t n, double eps, double& mean, double& rstd) {
-  double sum = 0.0;
-  for (int64_t k = 0; k < n; ++k) sum += x[k];
-  mean = sum / n;
-  double sq = 0.0;
-  for (int64_t k = 0; k < n; ++k) {
-    double d = x[k] - mean;
-    sq += d * d;
-  }
-  rstd = 1.0 / std::sqrt(sq / n + eps);
-}
 
 template <typename S>
 void forward_impl(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const Tensor& weight_t,
@@ -618,7 +492,7 @@ Grads ln_lstm_backward(const Tensor& d_h, const Tensor& d_hT, const Tensor& d_cT
 }  // namespace
 
 TORCH_LIBRARY(deeprnn, m) {
-  m.def("empty_cache() -> int", &empty_cache);
+  m.def("empty_cache() -> int", &deeprnn::empty_cache);  // the cache of every loop
   m.def(
       "lstm_forward(Tensor a_x, Tensor h0, Tensor c0, Tensor weight_t, Tensor? drop, "
       "Tensor? u_h, Tensor? u_c, bool keep) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
