@@ -84,6 +84,13 @@ class Head(nn.Module):
         if o.dtype != dtype:
             raise InputTypeError(f"head input has dtype {o.dtype}; the head's weights are {dtype}")
         lengths = check_lengths(lengths, o.shape[0], o.shape[1])
+        if lengths is None and o.shape[1]:  # every step is real: no mask to build
+            if self.pooling == "every":
+                return o
+            if self.pooling == "last":
+                return o[:, -1]
+            if self.pooling == "mean":
+                return o.mean(1)
         mask = valid_mask(lengths, o.shape[0], o.shape[1], o.device)  # (B, T)
         if self.pooling == "every":
             return o * mask.unsqueeze(-1)

@@ -178,3 +178,29 @@ def test_data_shape_reads_lengths_features_and_tokens():
     shape = DataShape.of([np.zeros((5, 3)), np.zeros((9, 3)), np.zeros((7, 3))], classes=2)
     assert (shape.n, shape.median_length, shape.min_length, shape.features) == (3, 7, 5, 3)
     assert DataShape.of([np.zeros(4, dtype=np.int64)], tokens=True).features is None
+
+
+def test_pick_epochs_by_accuracy_takes_the_most_epochs_within_one_standard_error():
+    from deeprnn.estimators.defaults import pick_epochs
+
+    # a plateau at ~0.9 from epoch 10 on: a peak at epoch 12 is noise, the plateau's end wins
+    rising = list(np.linspace(0.5, 0.9, 10))
+    plateau = rising + [0.9, 0.93, 0.9, 0.91, 0.9, 0.9, 0.89, 0.9, 0.91, 0.9]
+    best, why = pick_epochs([plateau, plateau], accuracy=True, seen=100)
+    assert best == 20 and "one standard error" in why
+    # a real decline after epoch 10 (by far more than the standard error) stops there
+    falling = rising + list(np.linspace(0.85, 0.6, 10))
+    best, _ = pick_epochs([falling], accuracy=True, seen=1000)
+    assert 8 <= best <= 11
+    # fewer validation sequences: a wider band, so later epochs count as the same
+    dip = rising + [0.88, 0.87, 0.86, 0.85, 0.84, 0.83, 0.82, 0.81, 0.8, 0.79]
+    assert pick_epochs([dip], True, seen=10)[0] > pick_epochs([dip], True, seen=10_000)[0]
+    # folds that stopped early are continued by their last value
+    assert pick_epochs([[0.5, 0.9], [0.5, 0.6, 0.9, 0.9]], True, seen=50)[0] == 4
+
+
+def test_pick_epochs_by_loss_is_the_lowest_mean():
+    from deeprnn.estimators.defaults import pick_epochs
+
+    best, why = pick_epochs([[1.0, 0.5, 0.7], [1.0, 0.6, 0.4]], accuracy=False, seen=10)
+    assert best == 2 and "lowest mean validation loss" in why  # means 1.0, 0.55, 0.55

@@ -31,7 +31,12 @@ from deeprnn.data.splits import kfold, stratified_split
 from deeprnn.data.text import Vocabulary
 from deeprnn.errors import InputError, check_choice
 from deeprnn.estimators import persist
-from deeprnn.estimators.defaults import DataShape, choose_defaults, epochs_for_updates
+from deeprnn.estimators.defaults import (
+    DataShape,
+    choose_defaults,
+    epochs_for_updates,
+    pick_epochs,
+)
 from deeprnn.estimators.inputs import Loader, python_value, take
 from deeprnn.export import export as export_model
 from deeprnn.frontend import ConvFrontend, frontend_kwargs
@@ -361,27 +366,41 @@ class DataAwareEstimator(RNNEstimator):
             atomic_write(path / VALIDATION_RECORD, json.dumps(record).encode("utf-8"))
 
     def _validate(self, seqs, targets, task, spec, per_step, folds, plan, batch, most) -> None:
-        """Train on each fold up to `most` epochs; record in defaults_ the epochs that give
-        the updates of the lowest mean validation loss, for a refit on all n sequences."""
-        n = len(seqs)
+        """Train on each fold up to the updates of `most` epochs over all n sequences;
+        record in defaults_ the epochs that give
+        the updates of the best mean validation score, for a refit on all n sequences.
 
+        Classification: the MOST epochs whose mean validation accuracy is within one
+        standard error of its best (`defaults.pick_epochs`), the folds running all `most`
+        epochs; otherwise the lowest mean validation loss. On the development sets the loss
+        bottoms out long before the accuracy stops rising (an over-confident model), and
+        picking by it stopped the refit too early: ItalyPowerDemand 25-88 epochs, test
+        accuracy 0.925-0.969, against 0.955-0.967 for the whole budget; ACSF1 8-30 epochs,
+        0.43-0.60, against 0.64-0.75."""
+        n = len(seqs)
+        by_accuracy = task == "classification"
+        monitor = "val_accuracy" if by_accuracy else "val_loss"
         curves, per_epoch = [], []
         for i, (tr, va) in enumerate(folds):
-            self._log(f"validation {plan} {i + 1}/{len(folds)}: up to {most} epochs on "
+            # as many updates as `most` epochs over all n make: a fold's smaller part would
+            # otherwise never reach the update budget the refit may be given
+            fold_most = math.ceil(most * math.ceil(n / batch) / math.ceil(len(tr) / batch))
+            self._log(f"validation {plan} {i + 1}/{len(folds)}: up to {fold_most} epochs on "
                       f"{len(tr)} sequences, scored on {len(va)}")  # fmt: skip
             self._train(spec, task, self._loader(seqs, targets, tr, True, per_step),
                         self._loader(seqs, targets, va, False, per_step), scratch=True,
-                        epochs=most, patience=max(10, most // 4), restore_best=False)  # fmt: skip
-            curves.append(list(self.history_["val_loss"]))
+                        epochs=fold_most, patience=None if by_accuracy else max(10, most // 4),
+                        restore_best=False, monitor=monitor)  # fmt: skip
+            curves.append(list(self.history_[monitor]))
             per_epoch.append(math.ceil(len(tr) / batch))
-        longest = max(len(c) for c in curves)
-        mean = np.mean([c + [c[-1]] * (longest - len(c)) for c in curves], axis=0)
-        best = int(np.argmin(mean)) + 1
+
+        seen = sum(len(va) for _, va in folds)  # validation sequences behind the mean
+        best, what = pick_epochs(curves, by_accuracy, seen)
         updates = round(best * float(np.mean(per_epoch)))
-        epochs = epochs_for_updates(updates, n, batch)
+        epochs = min(most, epochs_for_updates(updates, n, batch))
         self.defaults_.choose(
             "epochs", epochs,
-            f"lowest mean validation loss ({mean[best - 1]:.4g}) after {best} epochs = "
+            f"{what} after {best} epochs = "
             f"{updates} updates over {len(folds)} {'folds' if plan == 'cv' else 'split'}; "
             f"refitted on all {n} sequences for as many updates",
         )  # fmt: skip

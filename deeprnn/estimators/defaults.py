@@ -15,7 +15,9 @@ ItalyPowerDemand, OSULeaf, ACSF1 and the two bundled sets):
   not slowed down (it reaches MIN_EPOCHS passes).
 - validation: below CV_BELOW sequences the best number of updates is picked by FOLDS-fold
   cross-validation, below SPLIT_BELOW by one 20 % split; the model is then refitted on ALL
-  the training data for that many updates. From SPLIT_BELOW on, 10 % is held out for early
+  the training data for that many updates (classifiers: the most updates whose mean
+  validation accuracy is within one standard error of the best, `pick_epochs`; else the
+  lowest mean validation loss). From SPLIT_BELOW on, 10 % is held out for early
   stopping (enough sequences for a stable validation loss).
 - hidden_size: 32 below 250 sequences, 64 below 5,000, else 128 (fewer weights than
   sequences x classes keep small data from being memorised at once).
@@ -40,6 +42,7 @@ MIN_EPOCHS, MAX_EPOCHS = 15, 300
 CV_BELOW = 500  # k-fold choice of the training length below this many sequences
 SPLIT_BELOW = 2000  # one held-out split (then a refit) below this many; early stopping above
 FOLDS = 3
+SMOOTH = 5  # epochs the classifiers' mean validation accuracy is smoothed over
 LONG = 64  # median length above which a conv front end shortens the sequences
 TARGET_STEPS = 64  # about how many steps the front end leaves for the recurrent stack
 POOLS = {2: [2, 1], 4: [2, 2], 8: [4, 2], 16: [4, 4]}  # total downsampling -> per-block pools
@@ -80,6 +83,29 @@ def auto_epochs(n_train: int, batch_size: int, updates: int | None = None) -> in
 def epochs_for_updates(updates: int, n_train: int, batch_size: int) -> int:
     """The passes over n_train sequences that make `updates` updates (at least 1)."""
     return max(1, round(updates / max(1, math.ceil(n_train / batch_size))))
+
+
+def pick_epochs(curves: list[list[float]], accuracy: bool, seen: int) -> tuple[int, str]:
+    """(epochs, reason) from per-fold validation curves (one value per epoch; a shorter
+    curve is continued by its last value). `accuracy`: the MOST epochs whose mean accuracy,
+    smoothed over SMOOTH epochs, is within one standard error sqrt(a (1 - a) / seen) of its
+    best a (`seen`: validation sequences behind the mean); a longer fit that scores the same
+    is the safer refit, since a peak on folds of a few dozen sequences is mostly noise.
+    Otherwise the epochs of the lowest mean (loss)."""
+    longest = max(len(c) for c in curves)
+    score = np.mean([list(c) + [c[-1]] * (longest - len(c)) for c in curves], axis=0)
+    if not accuracy:
+        best = int(np.argmin(score)) + 1
+        return best, f"lowest mean validation loss ({score[best - 1]:.4g})"
+    width = min(SMOOTH, longest)
+    padded = np.pad(score, (width // 2, width - 1 - width // 2), mode="edge")
+    smooth = np.convolve(padded, np.ones(width) / width, mode="valid")
+    top = float(smooth.max())
+    se = math.sqrt(max(top * (1 - top), 0.0) / max(seen, 1))
+    best = int(np.flatnonzero(smooth >= top - se - 1e-12)[-1]) + 1
+    return best, (f"the most epochs whose mean validation accuracy ({smooth[best - 1]:.4g}, "
+                  f"smoothed over {width} epochs) is within one standard error ({se:.3g}) of "
+                  f"the best ({top:.4g})")  # fmt: skip
 
 
 def auto_hidden_size(n: int) -> int:
