@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from deeprnn.config_io import ConfigError
 from deeprnn.estimators import (
+    Forecaster,
     RNNEstimator,
     SequenceClassifier,
     SequenceRegressor,
@@ -204,3 +206,22 @@ def test_pick_epochs_by_loss_is_the_lowest_mean():
 
     best, why = pick_epochs([[1.0, 0.5, 0.7], [1.0, 0.6, 0.4]], accuracy=False, seen=10)
     assert best == 2 and "lowest mean validation loss" in why  # means 1.0, 0.55, 0.55
+
+
+def test_schedule_auto_decays_a_fixed_budget_and_keeps_early_stopping_constant():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 12, 1)).astype(np.float32)
+    y = (X[:, :, 0].mean(1) > 0).astype(int)
+    fixed = SequenceClassifier(epochs=6, validation_fraction=0, hidden_size=8).fit(X, y)
+    assert fixed.defaults_["schedule"]["value"] == "cosine"
+    lrs = fixed.history_["lr"]
+    assert lrs[0] == pytest.approx(3e-3) and all(a > b for a, b in zip(lrs, lrs[1:]))
+    early = SequenceClassifier(epochs=6, validation_fraction=0.25, hidden_size=8).fit(X, y)
+    assert early.defaults_["schedule"]["value"] is None
+    assert set(early.history_["lr"]) == {3e-3}
+    given = SequenceClassifier(epochs=4, validation_fraction=0, hidden_size=8, schedule=None)
+    assert set(given.fit(X, y).history_["lr"]) == {3e-3} and "schedule" not in given.defaults_
+    with pytest.raises(ConfigError, match="schedule: expected None or one of"):
+        SequenceClassifier(schedule="linear").fit(X, y)
+    with pytest.raises(ConfigError, match="schedule: expected None or one of"):
+        Forecaster(lookback=8, horizon=2, schedule="auto").fit(np.arange(60.0))  # not data-aware

@@ -25,7 +25,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from deeprnn.config import TrainConfig
+from deeprnn.config import SCHEDULES, TrainConfig
 from deeprnn.config_io import ConfigError, _coerce
 from deeprnn.data.splits import kfold, stratified_split
 from deeprnn.data.text import Vocabulary
@@ -53,7 +53,7 @@ BODY = ("hidden_size", "num_layers", "cell", "nonlinearity", "wiring", "residual
         "bias")  # fmt: skip
 VALIDATION_RECORD = "validation.json"  # in checkpoint_dir: the epochs the folds picked
 TRAINING = ("epochs", "seed", "optimizer", "lr", "clip_norm", "verbose", "max_bad_steps",
-            "bad_step_lr_factor", "keep_checkpoints")  # fmt: skip
+            "bad_step_lr_factor", "keep_checkpoints", "schedule")  # fmt: skip
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
@@ -98,6 +98,7 @@ class RNNEstimator(BaseEstimator):
     epochs: int = 50  # most passes over the training data
     batch_size: int = 32  # sequences per update (rows of the text stream for language models)
     lr: float = 3e-3  # learning rate
+    schedule: str | None = None  # lr over the epochs: None (constant) | "cosine" | "step" | ...
     optimizer: str = "adam"  # "sgd" | "rmsprop" | "adam" | "adamw"
     clip_norm: float | None = 1.0  # rescale gradients to at most this global L2 norm
     validation_fraction: float = 0.1  # held out for early stopping; 0: none
@@ -147,6 +148,11 @@ class RNNEstimator(BaseEstimator):
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed: expected an int in [0, 2**32), got {self.seed}")
         self._validation_fraction()
+        auto = ("auto",) if isinstance(self, DataAwareEstimator) else ()
+        if self.schedule not in (None, *SCHEDULES, *auto):
+            raise ConfigError(
+                f"schedule: expected None or one of {[*SCHEDULES, *auto]}, got {self.schedule!r}"
+            )
         if self.frontend != "auto":
             frontend_kwargs(python_value(self.frontend))
 
@@ -290,6 +296,7 @@ class DataAwareEstimator(RNNEstimator):
     epochs: int | None = None  # None: about 1,500 updates (within 15-300 passes)
     batch_size: int | None = None  # None: N / 16 as a power of two within [8, 64]
     validation_fraction: float | None = None  # None: CV / split + refit, or 10 % early stop
+    schedule: str | None = "auto"  # "auto": cosine decay over a fixed budget, else constant
 
     _learned = ("defaults_",)
 
