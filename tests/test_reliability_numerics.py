@@ -124,6 +124,10 @@ def test_exploding_gradient_norms_are_warned_about_and_in_the_history():
     for top, mean in zip(history["max_grad_norm"], history["grad_norm"]):
         assert top >= mean > 1e-3
     assert history["skipped_steps"] == [0.0, 0.0, 0.0]
+    assert all("try gradient clipping" in str(w.message) for w in caught)  # clipping is off
+    clipped = TrainConfig(epochs=1, lr=0.01, grad_norm_warning=1e-3, clip_norm=0.5, verbose=0)
+    with pytest.warns(ExplodingGradientWarning, match="was clipped to norm 0.5; if it recurs"):
+        fit(regressor(), TensorBatches(x, y, batch_size=4), config=clipped, task="regression")
 
 
 def test_a_diverged_state_is_not_carried_into_the_next_batch():

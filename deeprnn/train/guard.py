@@ -76,7 +76,13 @@ class StepGuard:
                     ExplodingGradientWarning(
                         f"epoch {self.epoch}, batch {batch}: gradient norm {norm:.4g} exceeds "
                         f"grad_norm_warning = {c.grad_norm_warning:g} (before clipping); "
-                        f"try {_ADVICE}"
+                        + (
+                            f"the update was clipped to norm {c.clip_norm:g}; if it recurs, try a "
+                            "lower learning rate or bad_step_lr_factor < 1, and check the data "
+                            "for outliers or NaN / inf targets"
+                            if c.clip_norm is not None
+                            else f"try {_ADVICE}"
+                        )
                     ),
                 )
             return True
