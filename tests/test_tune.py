@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import deeprnn
 from deeprnn.cli import main
@@ -220,3 +221,51 @@ def test_the_search_ends_early_enough_for_the_refits():
     study = Study([trial(0.9, 4.0)])
     late(study, None)
     assert study.stopped
+
+
+def test_refit_false_uses_the_searchs_own_models_of_the_best_trials(tmp_path):
+    X, y = _data()
+    kw = dict(budget=60, space=SPACE, trials=3, verbose=0, validation=0.25, ensemble=2)
+    result = deeprnn.tune(_est(), X, y, refit=False, **kw)
+    assert result.refitted is False and len(result.ensemble.estimators_) == 2
+    # the best member is the best trial's model: trained on the holdout's training part
+    # only, it predicts as a fresh fit there with the same arguments does
+    from deeprnn.tune.search import _folds
+
+    part = _folds(_est(), X, y, 0.25)[0]
+    fresh = SequenceClassifier(**{**_est().get_params(), **result.best_params, "verbose": 0})
+    fresh.fit(part.X_train, part.y_train)
+    np.testing.assert_allclose(result.best_estimator.predict_proba(X), fresh.predict_proba(X),
+                               atol=1e-6)  # fmt: skip
+    assert result.best_score == pytest.approx(fresh.score(part.X_val, part.y_val))
+    # members share the training part (so its scaler): the ensemble exports as one graph
+    path = result.ensemble.export(tmp_path / "ens.pt", "torchscript")
+    graph = torch.jit.load(str(path))
+    first = result.ensemble.estimators_[0]  # the graph reads the scaled inputs
+    x = torch.as_tensor(np.stack(first._encode_inputs(X, fitting=False)))
+    np.testing.assert_allclose(graph(x).detach().numpy(),
+                               np.mean([m.predict_proba(X) for m in result.ensemble.estimators_],
+                                       axis=0), atol=1e-5)  # fmt: skip
+
+
+def test_refit_auto_refits_when_the_budget_allows_and_bad_refit_values():
+    X, y = _data()
+    result = deeprnn.tune(_est(), X, y, budget=60, space=SPACE, trials=2, verbose=0,
+                          validation=0.25)  # fmt: skip
+    assert result.refitted is True  # a fraction of a second each, well inside 60 s
+    with pytest.raises(InputError, match="refit must be True, False or 'auto'"):
+        deeprnn.tune(_est(), X, y, budget=5, refit="never")
+    with pytest.raises(InputError, match="fewer trials finished than the 2 an ensemble needs"):
+        deeprnn.tune(_est(), X, y, budget=60, space=SPACE, trials=1, verbose=0,
+                     validation=0.25, ensemble=2, refit=False)  # fmt: skip
+
+
+def test_refit_seconds_predicts_from_the_trials_own_times():
+    from types import SimpleNamespace
+
+    from deeprnn.tune.search import refit_seconds
+
+    trials = [SimpleNamespace(user_attrs={"seconds": s}) for s in (6.0, 3.0)]
+    assert refit_seconds(trials, n_folds=3, scale=1.5, members=1) == pytest.approx(3.0)
+    assert refit_seconds(trials, 3, 1.5, members=2) == pytest.approx(4.5)
+    assert refit_seconds(trials, 3, 1.5, members=3) == pytest.approx(7.5)  # a seed of the best

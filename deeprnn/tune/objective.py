@@ -50,10 +50,15 @@ class Objective:
     the first fold's per-epoch scores, so a bad trial stops before the other folds run.
     """
 
-    def __init__(self, est, space: dict, folds: list[Data], deadline: float, optuna):
+    def __init__(self, est, space: dict, folds: list[Data], deadline: float, optuna,
+                 keep: int = 1):  # fmt: skip
         self.est, self.space, self.folds = est, space, folds
         self.deadline = deadline
         self.optuna = optuna
+        # the first fold's fitted estimator of the `keep` best finished trials, by number:
+        # the members `tune` uses as they are when the budget left cannot pay for refits
+        # (they share the first fold's training part, so its scaler and classes)
+        self.keep, self.models, self._scores = keep, {}, {}
 
     def _finished_any(self, study) -> bool:
         states = (self.optuna.trial.TrialState.COMPLETE,)
@@ -87,7 +92,7 @@ class Objective:
 
             return report
 
-        scores = []
+        scores, first = [], None
         for i, d in enumerate(self.folds):
             est = trial_estimator(self.est, params)
             with extra_callbacks(watch(est, d, i == 0)):
@@ -95,10 +100,19 @@ class Objective:
             if why:
                 break
             scores.append(float(est.score(d.X_val, d.y_val)))
+            first = est if first is None else first
         trial.set_user_attr("seconds", round(time.monotonic() - start, 3))
         trial.set_user_attr("epochs", epochs[0])
         if why:
             trial.set_user_attr("pruned", why[0])
             raise self.optuna.TrialPruned(f"stopped by the {why[0]} after {epochs[0]} epochs")
         score = float(np.mean(scores))
-        return score if math.isfinite(score) else -math.inf
+        score = score if math.isfinite(score) else -math.inf
+        self._remember(trial.number, first, score)
+        return score
+
+    def _remember(self, number: int, est, score: float) -> None:
+        self.models[number], self._scores[number] = est, score
+        ranked = sorted(self.models, key=lambda n: (-self._scores[n], n))
+        for n in ranked[self.keep :]:
+            del self.models[n]

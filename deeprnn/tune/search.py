@@ -52,6 +52,7 @@ class TuneResult:
     leaderboard: list[dict]  # one row per trial, best first (see tune.leaderboard.rows)
     ensemble: Any = None  # EnsembleClassifier / EnsembleRegressor of the top trials
     run_dir: Path | None = None  # where the study, leaderboard and plot were written
+    refitted: bool = True  # False: the members are the search's own models (see `refit`)
     study: Any = field(default=None, repr=False)  # the optuna.Study
 
 
@@ -134,9 +135,7 @@ class RefitReserve:
         if not done:
             return
         done.sort(key=lambda t: (-t.value, t.number))
-        per_fit = [float(t.user_attrs.get("seconds", 0.0)) / self.n_folds for t in done]
-        top = per_fit[: self.members] + [per_fit[0]] * max(0, self.members - len(per_fit))
-        self.reserved = self.scale * sum(top)
+        self.reserved = refit_seconds(done, self.n_folds, self.scale, self.members)
         self.objective.deadline = self.start + self.budget - self.reserved
         if time.monotonic() >= self.objective.deadline:
             study.stop()
@@ -155,10 +154,18 @@ def _best_value(study) -> float | None:
         return None
 
 
-def _top_params(study, space: dict, k: int) -> list[dict]:
+def _top_trials(study, k: int) -> list:
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     done.sort(key=lambda t: (-t.value, t.number))
-    return [spaces.decode(space, t.params) for t in done[:k]]
+    return done[:k]
+
+
+def refit_seconds(trials: list, n_folds: int, scale: float, members: int) -> float:
+    """The predicted seconds of refitting `members` estimators: each of the best `trials`
+    takes its seconds per fold x `scale`; members beyond them are seeds of the best."""
+    per_fit = [float(t.user_attrs.get("seconds", 0.0)) / n_folds for t in trials]
+    top = per_fit[:members] + [per_fit[0]] * max(0, members - len(per_fit))
+    return scale * sum(top)
 
 
 def tune(
@@ -174,6 +181,7 @@ def tune(
     resume: bool = False,
     trials: int | None = None,
     verbose: int = 1,
+    refit: bool | str = "auto",
 ) -> TuneResult:
     """Search `est`'s arguments on (X, y) for `budget` of wall-clock time, then refit.
 
@@ -193,6 +201,10 @@ def tune(
         resume: continue the search in `run_dir` (its finished trials are kept).
         seed: seeds the sampler (each trial trains with the estimator's own seed).
         trials: at most this many trials in this call (None: as many as the budget allows).
+        refit: True refits the best (and the ensemble's members) on ALL of (X, y); False
+            uses the search's own fitted models of those trials (trained on the first
+            fold's training part); "auto" refits when the refits' predicted time fits in the
+            budget left, else uses the search's models (`TuneResult.refitted` says which).
     Raises InputError for a budget <= 0, ConfigError for an unknown search-space key.
     """
     seconds = parse_budget(budget)
@@ -202,6 +214,8 @@ def tune(
         isinstance(trials, bool) or not isinstance(trials, int) or trials < 1
     ):
         raise InputError(f"trials must be None or an int >= 1, got {trials!r}")
+    if refit not in (True, False, "auto"):
+        raise InputError(f"refit must be True, False or 'auto', got {refit!r}")
     searched, start_params = spaces.starting_point(
         est, spaces.resolve(est, space), set(space or {})
     )
@@ -212,7 +226,7 @@ def tune(
     if not study.get_trials(deepcopy=False):
         study.enqueue_trial(start_params)
     start = time.monotonic()
-    objective = Objective(est, searched, folds, start + seconds, optuna)
+    objective = Objective(est, searched, folds, start + seconds, optuna, max(1, ensemble))
     reserve = RefitReserve(objective, start, seconds, max(1, ensemble), len(folds),
                            _refit_scale(X, folds))  # fmt: skip
     progress = _Progress(verbose, seconds)
@@ -223,19 +237,37 @@ def tune(
         progress.close()
         if run_dir is not None:  # also after an interrupt: the board shows what is done
             _write_board(study, searched, run_dir)
-    top = _top_params(study, searched, max(1, ensemble))
-    if not top:
+    best = _top_trials(study, max(1, ensemble))
+    if not best:
         raise InputError(
             f"no trial finished within the budget of {seconds:g} s; raise the budget or "
             "lower the estimator's epochs"
         )
-    members = [trial_estimator(est, p).fit(X, y) for p in top]
-    while ensemble >= 2 and len(members) < ensemble:  # too few trials: more seeds of the best
-        p = {**top[0], "seed": est.seed + len(members)}
-        members.append(trial_estimator(est, p).fit(X, y))
+    top = [spaces.decode(searched, t.params) for t in best]
+    need = refit_seconds(best, len(folds), _refit_scale(X, folds), max(1, ensemble))
+    left = start + seconds - time.monotonic()
+    kept = [objective.models.get(t.number) for t in best]
+    enough = len(best) >= (2 if ensemble >= 2 else 1) and all(m is not None for m in kept)
+    refitted = refit is True or (refit == "auto" and (need <= left or not enough))
+    if refitted:
+        members = [trial_estimator(est, p).fit(X, y) for p in top]
+        while ensemble >= 2 and len(members) < ensemble:  # too few trials: seeds of the best
+            p = {**top[0], "seed": est.seed + len(members)}
+            members.append(trial_estimator(est, p).fit(X, y))
+    elif not enough:
+        why = ("fewer trials finished than the 2 an ensemble needs" if len(best) < 2
+               else "some of them ran before a resume")  # fmt: skip
+        raise InputError(f"refit=False needs the search's own models of the best trials, but "
+                         f"{why}; use refit='auto' or True")  # fmt: skip
+    else:
+        members = kept
+        if verbose:
+            print(f"tune: {left:.0f} s of the budget left, the refits would take ~{need:.0f} s: "
+                  f"the best trials' own models are used (trained on "
+                  f"{len(folds[0].X_train)} of {len(y)} items)", file=sys.stderr)  # fmt: skip
     result = TuneResult(best_params=top[0], best_score=float(study.best_value),
                         best_estimator=members[0], leaderboard=leaderboard.rows(study, searched),
-                        run_dir=run_dir, study=study)  # fmt: skip
+                        run_dir=run_dir, study=study, refitted=refitted)  # fmt: skip
     if ensemble >= 2:
         kind = EnsembleClassifier if isinstance(est, ClassifierMixin) else EnsembleRegressor
         result.ensemble = kind.from_fitted(members)
