@@ -88,7 +88,7 @@ def test_fit_records_every_choice_with_a_reason_and_keeps_given_arguments():
     chosen = clf.defaults_
     assert isinstance(chosen, Defaults)
     assert set(chosen) == {"frontend", "bidirectional", "pooling", "validation", "batch_size",
-                           "epochs"}  # fmt: skip
+                           "epochs", "schedule"}  # fmt: skip
     assert "hidden_size" not in chosen and clf.model_.body.layers[0].hidden_size == 6
     assert chosen.value("frontend")["pool"] == [2, 1]  # 100 steps: ~50 for the RNN
     assert chosen.value("bidirectional") is True and clf.model_.body.layers[0].bidirectional
@@ -212,14 +212,16 @@ def test_schedule_auto_decays_a_fixed_budget_and_keeps_early_stopping_constant()
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 12, 1)).astype(np.float32)
     y = (X[:, :, 0].mean(1) > 0).astype(int)
-    fixed = SequenceClassifier(epochs=6, validation_fraction=0, hidden_size=8).fit(X, y)
+    fixed = SequenceClassifier(validation_fraction=0, hidden_size=8).fit(X, y)  # 15 epochs
     assert fixed.defaults_["schedule"]["value"] == "cosine"
     lrs = fixed.history_["lr"]
     assert lrs[0] == pytest.approx(3e-3) and all(a > b for a, b in zip(lrs, lrs[1:]))
-    early = SequenceClassifier(epochs=6, validation_fraction=0.25, hidden_size=8).fit(X, y)
+    early = SequenceClassifier(validation_fraction=0.25, hidden_size=8, patience=2).fit(X, y)
     assert early.defaults_["schedule"]["value"] is None
     assert set(early.history_["lr"]) == {3e-3}
-    given = SequenceClassifier(epochs=4, validation_fraction=0, hidden_size=8, schedule=None)
+    given = SequenceClassifier(epochs=6, validation_fraction=0, hidden_size=8).fit(X, y)
+    assert given.defaults_["schedule"]["value"] is None and set(given.history_["lr"]) == {3e-3}
+    given = SequenceClassifier(validation_fraction=0, hidden_size=8, schedule=None)
     assert set(given.fit(X, y).history_["lr"]) == {3e-3} and "schedule" not in given.defaults_
     with pytest.raises(ConfigError, match="schedule: expected None or one of"):
         SequenceClassifier(schedule="linear").fit(X, y)

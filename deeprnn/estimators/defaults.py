@@ -24,8 +24,9 @@ ItalyPowerDemand, OSULeaf, ACSF1 and the two bundled sets):
 - bidirectional: on (the whole sequence is known at prediction time) except for big, long
   data (N >= 10,000 and T >= 256 after the front end), where it would double the cost.
 - pooling: "mean" over the outputs (robust on long and noisy sequences; "last" forgets).
-- schedule: cosine decay of the lr to 0 over the fit's epochs when they are a fixed budget
-  (the refit after folds or a split, or no validation), a constant lr with early stopping.
+- schedule: cosine decay of the lr to 0 over the fit's epochs when they are the data-aware
+  budget of updates (epochs=None) without early stopping (the folds and the refit after
+  them, or no validation); a constant lr with early stopping or epochs given.
   On the development sets the constant lr's last weights were a lottery (ACSF1 test
   accuracy 0.48-0.62 over seeds; cosine: 0.83-0.86).
 - frontend: for feature sequences whose median length exceeds LONG steps, two conv blocks
@@ -209,11 +210,12 @@ def choose_defaults(est: Any, shape: DataShape, frontend_ok: bool = True,
         d.choose("validation", f"{plan} {amount}", why[plan])
     d.plan = (plan, amount)
     if getattr(est, "schedule", None) == "auto":
-        fixed = plan in ("cv", "split") or not amount
+        fixed = (plan in ("cv", "split") or not amount) and est.epochs is None
         d.choose("schedule", "cosine" if fixed else None,
                  "a fixed budget of updates: the lr decays to 0 over it (cosine), so the "
                  "refit ends on settled weights" if fixed else
-                 "early stopping on a holdout: a constant lr")  # fmt: skip
+                 "early stopping on a holdout: a constant lr" if amount else
+                 "epochs given: a constant lr")  # fmt: skip
     n_train = n if plan in ("cv", "split") else n - max(1, round(n * (amount or 0)))
     if est.batch_size is None:
         d.choose("batch_size", auto_batch_size(n), f"{n} sequences / 16, within [8, 64]")
