@@ -17,6 +17,19 @@ from deeprnn.kernels import extension, gru, lstm
 from deeprnn.kernels.projection import block_steps
 
 
+def _run_seeded(net, x, lengths):
+    """Outputs and gradients of `net`, every call seeded alike: the same dropout / zoneout
+    masks on both paths."""
+    from .helpers import run_with_grads
+
+    def seeded(x, lengths=None):
+        torch.manual_seed(7)
+        return net(x, lengths=lengths)
+
+    seeded.named_parameters = net.named_parameters
+    return run_with_grads(seeded, x, lengths)
+
+
 def test_the_cpp_loops_build_where_a_compiler_is():
     if shutil.which("c++") and shutil.which("ninja"):
         assert extension.ops() is not None
@@ -139,7 +152,7 @@ def _ln_net_grads(cpp: bool, monkeypatch, block: int, **kw):
     layer-norm mode or on the TorchScript loops, BPTT in blocks of `block` steps."""
     from deeprnn import DeepRNN
 
-    from .helpers import random_batch, run_with_grads
+    from .helpers import random_batch
 
     torch.manual_seed(0)
     net = DeepRNN(5, 4, num_layers=2, cell="lstm", layer_norm=True, **kw).double()
@@ -149,13 +162,7 @@ def _ln_net_grads(cpp: bool, monkeypatch, block: int, **kw):
         m.setattr(lstm, "block_steps", lambda *_: block)
         if not cpp:
             m.setattr(extension, "takes", lambda _: False)
-
-        def seeded(x, lengths=None):
-            torch.manual_seed(7)  # the same dropout / zoneout masks on both paths
-            return net(x, lengths=lengths)
-
-        seeded.named_parameters = net.named_parameters
-        return run_with_grads(seeded, x, lengths)
+        return _run_seeded(net, x, lengths)
 
 
 @needs_cpp
@@ -333,7 +340,7 @@ def _gru_net_grads(cpp: bool, monkeypatch, block: int, **kw):
     the op calls counted."""
     from deeprnn import DeepRNN
 
-    from .helpers import random_batch, run_with_grads
+    from .helpers import random_batch
 
     torch.manual_seed(0)
     net = DeepRNN(5, 4, num_layers=2, cell="gru", **kw).double()
@@ -347,13 +354,7 @@ def _gru_net_grads(cpp: bool, monkeypatch, block: int, **kw):
         m.setattr(extension, "ops", lambda: counting)
         if not cpp:
             m.setattr(extension, "takes", lambda _: False)
-
-        def seeded(x, lengths=None):
-            torch.manual_seed(7)  # the same dropout / zoneout masks on both paths
-            return net(x, lengths=lengths)
-
-        seeded.named_parameters = net.named_parameters
-        return (*run_with_grads(seeded, x, lengths), counting.calls)
+        return (*_run_seeded(net, x, lengths), counting.calls)
 
 
 GRU_NETS = [dict(layer_norm=True), dict(layer_norm=True, recurrent_dropout=0.3, zoneout=0.25),

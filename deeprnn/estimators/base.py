@@ -374,8 +374,8 @@ class DataAwareEstimator(RNNEstimator):
 
     def _validate(self, seqs, targets, task, spec, per_step, folds, plan, batch, most) -> None:
         """Train on each fold up to the updates of `most` epochs over all n sequences;
-        record in defaults_ the epochs that give
-        the updates of the best mean validation score, for a refit on all n sequences.
+        record in defaults_ the epochs that give the updates of the best mean validation
+        score, for a refit on all n sequences.
 
         Classification: the MOST epochs whose mean validation accuracy is within one
         standard error of its best (`defaults.pick_epochs`), the folds running all `most`

@@ -58,7 +58,7 @@ class Objective:
         # the first fold's fitted estimator of the `keep` best finished trials, by number:
         # the members `tune` uses as they are when the budget left cannot pay for refits
         # (they share the first fold's training part, so its scaler and classes)
-        self.keep, self.models, self._scores = keep, {}, {}
+        self.keep, self.models, self._scores = keep, {}, {}  # _scores: of the kept models
 
     def _finished_any(self, study) -> bool:
         states = (self.optuna.trial.TrialState.COMPLETE,)
@@ -100,7 +100,8 @@ class Objective:
             if why:
                 break
             scores.append(float(est.score(d.X_val, d.y_val)))
-            first = est if first is None else first
+            if i == 0:
+                first = est
         trial.set_user_attr("seconds", round(time.monotonic() - start, 3))
         trial.set_user_attr("epochs", epochs[0])
         if why:
@@ -115,4 +116,4 @@ class Objective:
         self.models[number], self._scores[number] = est, score
         ranked = sorted(self.models, key=lambda n: (-self._scores[n], n))
         for n in ranked[self.keep :]:
-            del self.models[n]
+            del self.models[n], self._scores[n]

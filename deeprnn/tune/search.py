@@ -131,11 +131,10 @@ class RefitReserve:
         self.reserved = 0.0
 
     def __call__(self, study, trial) -> None:
-        done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-        if not done:
+        best = _top_trials(study, self.members)
+        if not best:
             return
-        done.sort(key=lambda t: (-t.value, t.number))
-        self.reserved = refit_seconds(done, self.n_folds, self.scale, self.members)
+        self.reserved = refit_seconds(best, self.n_folds, self.scale, self.members)
         self.objective.deadline = self.start + self.budget - self.reserved
         if time.monotonic() >= self.objective.deadline:
             study.stop()

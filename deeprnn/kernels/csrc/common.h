@@ -143,4 +143,18 @@ inline void moments(const S* x, int64_t n, double eps, double& mean, double& rst
   rstd = 1.0 / std::sqrt(sq / n + eps);
 }
 
+// The inputs m * h_{t-1} of the W_hh product for steps [start, start + n) of BPTT's block,
+// written into `hin` (n, B, H): h0 before step 0, the outputs h after; `drop` the mask
+// (undefined: none). dW_hh is then one product over the block.
+inline void block_inputs(Tensor& hin, const Tensor& h, const Tensor& h0, const Tensor& drop,
+                         int64_t start, int64_t n) {
+  if (start > 0) {
+    hin.copy_(h.narrow(0, start - 1, n));
+  } else {
+    hin[0].copy_(h0);
+    if (n > 1) hin.narrow(0, 1, n - 1).copy_(h.narrow(0, 0, n - 1));
+  }
+  if (drop.defined()) hin.mul_(drop);
+}
+
 }  // namespace deeprnn

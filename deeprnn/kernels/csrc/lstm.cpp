@@ -286,13 +286,7 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
   for (int64_t k = (T - 1) / block; k >= 0; --k) {
     const int64_t start = k * block, stop = std::min(start + block, T), n = stop - start;
     Tensor hin = h_in.narrow(0, 0, n);
-    if (start > 0) {
-      hin.copy_(h.narrow(0, start - 1, n));
-    } else {
-      hin[0].copy_(h0);
-      if (n > 1) hin.narrow(0, 1, n - 1).copy_(h.narrow(0, 0, n - 1));
-    }
-    if (drop) hin.mul_(op.drop_t);
+    block_inputs(hin, h, h0, op.drop_t, start, n);
     for (int64_t j = n - 1; j >= 0; --j) {
       const int64_t t = start + j;
       const S* st = ln ? sp + t * N_STATS * B : nullptr;
