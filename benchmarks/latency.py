@@ -2,6 +2,7 @@
 
     python benchmarks/latency.py                       # B = 1, T = 100, H = 128, 2 layers
     python benchmarks/latency.py --quick --out /tmp/b  # tiny sizes (a test runs it)
+    python benchmarks/latency.py --rows                # + torch's kernel vs our loop by rows
 
 For each estimator, fitted for one epoch on random data of the benchmark's shape (speed
 does not depend on what was learned), one call of its own predict on ONE sequence
@@ -12,6 +13,10 @@ does not depend on what was learned), one call of its own predict on ONE sequenc
            (what the network sees, without the estimator's scaling / tokenising).
 Calls alternate in rounds (one thread each; process CPU time); medians per call.
 Target: ours within 2x onnxruntime. Writes latency.md and latency.json to --out.
+
+`--rows` adds a table that sets `deeprnn.kernels.infer.MAX_ROWS`: a 2-layer bidirectional
+LSTM / GRU of H (the classifier's body) on B rows, torch's fused kernel against the C++
+few-row loop (`deeprnn.kernels.infer`), under no_grad, at 1 and 2 threads.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from deeprnn.estimators import (  # noqa: E402
     SequenceTagger,
     TextClassifier,
 )
+from deeprnn.kernels import infer  # noqa: E402
 
 TARGET = 2.0
 
@@ -124,6 +130,49 @@ def bench(name: str, time_: int, features: int, hidden: int, calls: int) -> dict
             ms["deeprnn"] / ms["torch"], "target": TARGET}  # fmt: skip
 
 
+def rows_sweep(time_: int, hidden: int, calls: int, rows=(1, 2, 4, 8, 16, 32)) -> list[dict]:
+    """torch's kernel vs the few-row loop (forced on) for B rows, ms per call."""
+    from torch import _VF
+
+    out, threads_before = [], torch.get_num_threads()
+    for name, kernel, gates in (("lstm", _VF.lstm, 4), ("gru", _VF.gru, 3)):
+        torch.manual_seed(0)
+        weights = []
+        for layer in range(2):
+            for _ in range(2):
+                width = 32 if layer == 0 else 2 * hidden
+                weights += [torch.randn(gates * hidden, width), torch.randn(gates * hidden, hidden),
+                            torch.randn(gates * hidden), torch.randn(gates * hidden)]  # fmt: skip
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for b in rows:
+                x, h = torch.randn(b, time_, 32), torch.zeros(4, b, hidden)
+                hx = (h, h) if name == "lstm" else h
+
+                def native(x=x, hx=hx, kernel=kernel, weights=weights):
+                    with torch.no_grad():
+                        kernel(x, hx, weights, True, 2, 0.0, False, True, True)
+
+                def loop(x=x, hx=hx, kernel=kernel, weights=weights):
+                    saved, infer.MAX_ROWS = infer.MAX_ROWS, 1 << 30
+                    try:
+                        with torch.no_grad():
+                            infer.run_kernel(kernel, x, hx, weights, True, 2, True)
+                    finally:
+                        infer.MAX_ROWS = saved
+
+                fns = {"torch": native, "loop": loop}
+                times = speed.timed_rounds(
+                    {k: (lambda f=f: [f() for _ in range(calls)]) for k, f in fns.items()},
+                    dict.fromkeys(fns, 5),
+                )
+                ms = {k: 1e3 * statistics.median(t) / calls for k, t in times.items()}
+                out.append({"cell": name, "threads": threads, "rows": b, "torch_ms": ms["torch"],
+                            "loop_ms": ms["loop"], "ratio": ms["loop"] / ms["torch"]})  # fmt: skip
+    torch.set_num_threads(threads_before)
+    return out
+
+
 def markdown(report: dict) -> str:
     m, (t, f, h) = report["machine"], report["size"]
     lines = [
@@ -139,6 +188,14 @@ def markdown(report: dict) -> str:
         met = "" if r["ratio_onnx"] is None else ("yes" if r["ratio_onnx"] <= TARGET else "NO")
         lines.append(f"| {r['estimator']} | {r['deeprnn_ms']:.2f} | {r['torch_ms']:.2f} "
                      f"| {onnx} | {ratio} | {r['ratio_torch']:.2f} | {met} |")  # fmt: skip
+    if report.get("rows_sweep"):
+        lines += ["", f"Few-row loop against torch's kernel (2-layer bidirectional, H = {h}, "
+                  f"T = {t // 2}, 32 inputs; no_grad): `infer.MAX_ROWS` = {infer.MAX_ROWS}.", "",
+                  "| cell | threads | rows | torch ms | loop ms | loop / torch |",
+                  "|---" * 6 + "|"]  # fmt: skip
+        for r in report["rows_sweep"]:
+            lines.append(f"| {r['cell']} | {r['threads']} | {r['rows']} | {r['torch_ms']:.2f} "
+                         f"| {r['loop_ms']:.2f} | {r['ratio']:.2f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -150,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few calls")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
+    parser.add_argument("--rows", action="store_true", help="+ the few-row loop by batch size")
     parser.add_argument("--out", default=str(speed.ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     if args.threads > 0:
@@ -161,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ESTIMATORS:
         rows.append(bench(name, *size, calls))
         print(f"{name}: {rows[-1]['deeprnn_ms']:.2f} ms", flush=True)
-    report = {"machine": speed.machine(), "size": size, "rows": rows,
+    sweep = rows_sweep(size[0] // 2, size[2], calls // 5 or 1) if args.rows else []
+    report = {"machine": speed.machine(), "size": size, "rows": rows, "rows_sweep": sweep,
               "wall_s": time.perf_counter() - start}  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from torch import _VF, Tensor, nn
 from deeprnn.cells import State, make_cell
 from deeprnn.kernels import Noise, fused_direction
 from deeprnn.kernels import triton as triton_path
+from deeprnn.kernels.infer import run_kernel
 from deeprnn.ragged import forward_ragged
 
 
@@ -259,8 +260,8 @@ def _native_forward(
         return _each_direction(layer, _ragged_direction(kernel, lengths), x, state, lengths,
                                [None, None])  # fmt: skip
     weights = _kernel_weights(layer)
-    result = kernel(x, _kernel_state(layer, state), weights, layer.cell.bias, 1, 0.0, False,
-                    layer.bidirectional, True)  # fmt: skip
+    result = run_kernel(kernel, x, _kernel_state(layer, state), weights, layer.cell.bias, 1,
+                        layer.bidirectional)  # fmt: skip
     out, new = result[0], (result[1], result[2]) if isinstance(state, tuple) else result[1]
     return out, _layer_state(layer, new)
 
@@ -327,7 +328,7 @@ def native_stack_forward(
     hx = tuple(torch.cat(p) for p in zip(*parts)) if lstm else torch.cat(parts)
     weights = [w for layer in layers for w in _kernel_weights(layer)]
     bi = first.bidirectional
-    result = kernel(x, hx, weights, first.cell.bias, len(layers), 0.0, False, bi, True)
+    result = run_kernel(kernel, x, hx, weights, first.cell.bias, len(layers), bi)
     new = (result[1], result[2]) if lstm else result[1]
     d = 2 if bi else 1
     finals = []

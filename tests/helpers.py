@@ -261,3 +261,13 @@ def _check_reference_by_finite_differences(
         assert abs(numeric - analytic) <= 1e-5 * max(1.0, abs(analytic)), (
             f"reference gradient of {name}: finite differences {numeric} vs analytic {analytic}"
         )
+
+
+def reference_outputs(net, x, lengths=None, state=None):
+    """The NumPy reference's (outputs, final states) of a DeepRNN in float64, as tensors:
+    for paths that run without gradients (inference), whose outputs are all there is."""
+    _, params, cfg, _, _ = _split_params(net)
+    lengths_np = None if lengths is None else lengths.numpy()
+    state_np = None if state is None else _state_to_np(state)
+    out, final, _ = reference.forward(params["body"], cfg, _np(x), lengths_np, state_np)
+    return torch.as_tensor(out), _as_torch_state(final)

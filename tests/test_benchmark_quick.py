@@ -57,9 +57,14 @@ def test_latency_benchmark_quick_mode_writes_markdown_and_json(tmp_path):
     spec = importlib.util.spec_from_file_location("latency", ROOT / "benchmarks" / "latency.py")
     latency = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(latency)
-    assert latency.main(["--quick", "--threads", "0", "--out", str(tmp_path)]) == 0
+    assert latency.main(["--quick", "--threads", "0", "--rows", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "latency_quick.json").read_text())
     assert [r["estimator"] for r in report["rows"]] == list(latency.ESTIMATORS)
     for row in report["rows"]:  # onnxruntime is installed with the export extra
         assert row["deeprnn_ms"] > 0 and row["torch_ms"] > 0 and row["onnx_ms"] > 0
     assert "deeprnn / onnx" in (tmp_path / "latency_quick.md").read_text()
+    sweep = report["rows_sweep"]
+    assert {(r["cell"], r["threads"]) for r in sweep} == {(c, t) for c in ("lstm", "gru")
+                                                          for t in (1, 2)}  # fmt: skip
+    assert all(r["torch_ms"] > 0 and r["loop_ms"] > 0 for r in sweep)
+    assert "loop / torch" in (tmp_path / "latency_quick.md").read_text()

@@ -24,7 +24,7 @@ import torch
 
 # one library: lstm.cpp defines torch.ops.deeprnn, gru.cpp adds to it; both include common.h
 # (ninja rebuilds on a change of the header too: torch's build reads the compiler's depfile)
-SOURCES = [Path(__file__).with_name("csrc") / name for name in ("lstm.cpp", "gru.cpp")]
+SOURCES = [Path(__file__).with_name("csrc") / name for name in ("lstm.cpp", "gru.cpp", "infer.cpp")]
 # -ffast-math with the CPU's vector width lets gcc vectorise exp / tanh through glibc's
 # libmvec (measured: sigmoid of 32 x 256 floats 7.5 us against 25 us without). It goes to
 # the compiler only, not the linker, so no flush-to-zero start-up code is linked in (that
