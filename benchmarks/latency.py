@@ -15,7 +15,7 @@ Calls alternate in rounds (one thread each; process CPU time); medians per call.
 Target: ours within 2x onnxruntime. Writes latency.md and latency.json to --out.
 
 `--rows` adds a table that sets `deeprnn.kernels.infer.MAX_ROWS`: a 2-layer bidirectional
-LSTM / GRU of H (the classifier's body) on B rows, torch's fused kernel against the C++
+LSTM / GRU / tanh RNN of H (the classifier's body) on B rows, torch's fused kernel against the C++
 few-row loop (`deeprnn.kernels.infer`), under no_grad, at 1 and 2 threads.
 """
 
@@ -130,12 +130,13 @@ def bench(name: str, time_: int, features: int, hidden: int, calls: int) -> dict
             ms["deeprnn"] / ms["torch"], "target": TARGET}  # fmt: skip
 
 
-def rows_sweep(time_: int, hidden: int, calls: int, rows=(1, 2, 4, 8, 16, 32)) -> list[dict]:
+def rows_sweep(time_: int, hidden: int, calls: int, rows=(1, 2, 4, 8, 16, 32, 64)) -> list[dict]:
     """torch's kernel vs the few-row loop (forced on) for B rows, ms per call."""
     from torch import _VF
 
     out, threads_before = [], torch.get_num_threads()
-    for name, kernel, gates in (("lstm", _VF.lstm, 4), ("gru", _VF.gru, 3)):
+    cells = (("lstm", _VF.lstm, 4), ("gru", _VF.gru, 3), ("rnn_tanh", _VF.rnn_tanh, 1))
+    for name, kernel, gates in cells:
         torch.manual_seed(0)
         weights = []
         for layer in range(2):
@@ -154,7 +155,7 @@ def rows_sweep(time_: int, hidden: int, calls: int, rows=(1, 2, 4, 8, 16, 32)) -
                         kernel(x, hx, weights, True, 2, 0.0, False, True, True)
 
                 def loop(x=x, hx=hx, kernel=kernel, weights=weights):
-                    saved, infer.MAX_ROWS = infer.MAX_ROWS, 1 << 30
+                    saved, infer.MAX_ROWS = infer.MAX_ROWS, dict.fromkeys(infer.MAX_ROWS, 1 << 30)
                     try:
                         with torch.no_grad():
                             infer.run_kernel(kernel, x, hx, weights, True, 2, True)

@@ -156,12 +156,10 @@ class RecurrentLayer(nn.Module):
         return "fused", f"{why}; our fused recurrence with explicit BPTT runs it, steps {loops}"
 
     def initial_state(self, batch: int, like: Tensor) -> State:
-        state = self.cell.initial_state(batch, like)
         if not self.bidirectional:
-            return state
-        if isinstance(state, tuple):
-            return tuple(s.unsqueeze(0).repeat(2, 1, 1) for s in state)
-        return state.unsqueeze(0).repeat(2, 1, 1)
+            return self.cell.initial_state(batch, like)
+        zeros = like.new_zeros(2, batch, self.cell.hidden_size)  # the cells' zero state, x2
+        return (zeros, zeros) if self.cell.kind == "lstm" else zeros
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """One time step of a unidirectional layer: x (B, I) -> (h (B, H), new state).

@@ -64,7 +64,7 @@ def test_latency_benchmark_quick_mode_writes_markdown_and_json(tmp_path):
         assert row["deeprnn_ms"] > 0 and row["torch_ms"] > 0 and row["onnx_ms"] > 0
     assert "deeprnn / onnx" in (tmp_path / "latency_quick.md").read_text()
     sweep = report["rows_sweep"]
-    assert {(r["cell"], r["threads"]) for r in sweep} == {(c, t) for c in ("lstm", "gru")
-                                                          for t in (1, 2)}  # fmt: skip
+    cells = ("lstm", "gru", "rnn_tanh")
+    assert {(r["cell"], r["threads"]) for r in sweep} == {(c, t) for c in cells for t in (1, 2)}
     assert all(r["torch_ms"] > 0 and r["loop_ms"] > 0 for r in sweep)
     assert "loop / torch" in (tmp_path / "latency_quick.md").read_text()

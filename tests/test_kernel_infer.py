@@ -56,6 +56,19 @@ def test_equals_torch_kernel(kernel, rows, time, inputs, hidden, layers, bi, bia
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", [_VF.gru, _VF.rnn_tanh, _VF.rnn_relu], ids=lambda k: k.__name__)
+def test_gru_and_rnn_take_up_to_64_rows(kernel):
+    """Their torch kernels are slow at every batch size measured: the loop runs to 64 rows."""
+    x, hx, weights = kernel_args(kernel, 64, 4, 3, 10, 2, True, True)
+    with torch.no_grad():
+        assert infer.applies(kernel, x, weights)
+        assert not infer.applies(kernel, torch.cat([x, x[:1]]), weights)
+        got = infer.run_kernel(kernel, x, hx, weights, True, 2, True)
+        want = kernel(x, hx, weights, True, 2, 0.0, False, True, True)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("cell, nonlinearity", [("lstm", "tanh"), ("gru", "tanh"),
                                                 ("rnn", "tanh"), ("rnn", "relu")])  # fmt: skip
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -85,7 +98,7 @@ def test_runs_in_inference_only():
     with torch.no_grad():
         assert infer.applies(_VF.lstm, x, w_grad)
         assert not infer.applies(_VF.lstm, x.double(), [w.double() for w in weights])
-        big = torch.randn(infer.MAX_ROWS + 1, 4, 3)
+        big = torch.randn(infer.MAX_ROWS["lstm"] + 1, 4, 3)
         assert not infer.applies(_VF.lstm, big, weights)
         assert not infer.applies(_VF.lstm, x[:, :0], weights)
         assert not infer.applies(_VF.lstm_cell, x, weights)
@@ -154,5 +167,5 @@ def test_estimator_predict_same_either_way(monkeypatch):
         seqs, [0, 1] * 6
     )
     one = np.stack([est.predict_proba([s])[0] for s in seqs])
-    monkeypatch.setattr(infer, "MAX_ROWS", 0)
+    monkeypatch.setattr(infer, "MAX_ROWS", dict.fromkeys(infer.MAX_ROWS, 0))
     np.testing.assert_allclose(one, est.predict_proba(seqs), rtol=1e-5, atol=1e-6)

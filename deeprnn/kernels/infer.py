@@ -2,10 +2,12 @@
 
 Predicting one sequence (or a handful) is what a deployed model does most, and there torch's
 `_VF.lstm` / `_VF.gru` / `_VF.rnn_*` spend most of their time in fixed costs per call and
-per step rather than in the arithmetic (measured: a 2-layer bidirectional LSTM of 128,
-T = 50, one row: 1.3 ms in torch, 0.9 ms here; `benchmarks/latency.py` has the table).
+per step rather than in the arithmetic (measured, one thread, 2-layer bidirectional of 128,
+T = 50, one row: LSTM 1.5 ms in torch, 1.0 ms here; GRU 3.4 / 0.75 ms; tanh RNN 1.3 / 0.3 ms;
+`benchmarks/latency.py --rows` has the table).
 `run_kernel` takes the same arguments as those kernels and runs them here when nothing
-needs a gradient, the tensors are CPU float32 and there are at most `MAX_ROWS` rows;
+needs a gradient, the tensors are CPU float32 and there are at most `MAX_ROWS` rows
+(8 for the LSTM, 64 for the GRU and RNN);
 otherwise it calls torch's kernel. Results equal torch's to float32 rounding (tests).
 
 W_hh is packed once into contiguous panels and kept, keyed by the weight tensor itself and
@@ -22,10 +24,12 @@ from torch import _VF, Tensor
 
 from deeprnn.kernels import extension
 
-# Rows (batch size) up to which the loop runs: one pass over W_hh a step serves every row,
-# and beyond ~8 rows torch's batched products catch up (benchmarks/latency.py --rows).
-MAX_ROWS = 8
+# Rows (batch size) up to which the loop runs, per kernel (benchmarks/latency.py --rows,
+# 1 and 2 threads): one pass over W_hh a step serves every row; torch's LSTM catches up at
+# ~16 rows, its GRU and RNN kernels were still 1.1-4.5x slower at 64.
+MAX_ROWS = {"lstm": 8, "gru": 64, "rnn": 64}
 _KINDS = {_VF.lstm: 0, _VF.gru: 1, _VF.rnn_tanh: 2, _VF.rnn_relu: 3}
+_CELL = {_VF.lstm: "lstm", _VF.gru: "gru", _VF.rnn_tanh: "rnn", _VF.rnn_relu: "rnn"}
 _PACKED: dict[int, tuple[weakref.ref, int, Tensor]] = {}
 
 
@@ -49,9 +53,9 @@ def packed(weight: Tensor) -> Tensor:
 
 def applies(kernel, x: Tensor, weights: list[Tensor]) -> bool:
     """Whether `run_kernel` takes the C++ loop for these arguments."""
-    if kernel not in _KINDS or x.dim() != 3 or x.shape[0] > MAX_ROWS or x.shape[1] == 0:
+    if kernel not in _KINDS or x.dim() != 3 or x.shape[0] > MAX_ROWS[_CELL[kernel]]:
         return False
-    if x.dtype != torch.float32 or x.device.type != "cpu" or x.shape[0] == 0:
+    if x.dtype != torch.float32 or x.device.type != "cpu" or 0 in x.shape[:2]:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in weights)):
         return False

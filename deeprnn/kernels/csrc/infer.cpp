@@ -11,6 +11,7 @@
 // float32 only; deeprnn/kernels/infer.py decides when it runs.
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -188,15 +189,20 @@ std::vector<Tensor> rnn_infer(const Tensor& x_, at::TensorList hx, at::TensorLis
                                : at::mm(flat, w.t());
     const int64_t ldx = xw.size(1), GH = ldx / D;
     Tensor out = at::empty({B, T, D * H}, x_.options());
-    for (int64_t d = 0; d < D; ++d) {
-      const int64_t at = (l * D + d) * per;
-      const Tensor b_hh = has_bias ? weights[at + 3].contiguous() : Tensor();
-      float* hp = h_n.data_ptr<float>() + (l * D + d) * B * H;
-      float* cp = lstm ? c_n.data_ptr<float>() + (l * D + d) * B * H : nullptr;
-      direction(kind, xw.data_ptr<float>(), ldx, d * GH, packed[l * D + d],
-                has_bias ? b_hh.data_ptr<float>() : nullptr, out.data_ptr<float>(), D * H,
-                d * H, hp, cp, B, T, H, d == 1);
-    }
+    std::vector<Tensor> b_hh(D);
+    for (int64_t d = 0; d < D; ++d)
+      if (has_bias) b_hh[d] = weights[(l * D + d) * per + 3].contiguous();
+    // The two directions are independent: with two or more threads each runs on its own
+    // core (and its own cache holds its W_hh).
+    at::parallel_for(0, D, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t d = begin; d < end; ++d) {
+        float* hp = h_n.data_ptr<float>() + (l * D + d) * B * H;
+        float* cp = lstm ? c_n.data_ptr<float>() + (l * D + d) * B * H : nullptr;
+        direction(kind, xw.data_ptr<float>(), ldx, d * GH, packed[l * D + d],
+                  has_bias ? b_hh[d].data_ptr<float>() : nullptr, out.data_ptr<float>(), D * H,
+                  d * H, hp, cp, B, T, H, d == 1);
+      }
+    });
     input = out;
   }
   if (lstm) return {input, h_n, c_n};
