@@ -6,7 +6,8 @@ backward is the explicit BPTT (`fused.py` drives; `lstm.py`, `gru.py`, `rnn.py` 
 Functions; `projection.py` the shared W_hh part; `noise.py` the dropout / zoneout masks;
 `extension.py` builds the LSTM's and GRU's step loops in C++ (`csrc/`), TorchScript
 otherwise).
-`deeprnn.layer` tries torch's kernel first, then `fused_direction`, then its cell loop.
+`deeprnn.layer` tries torch's kernel first, then `fused_direction`, then its cell loop;
+`infer.py` runs torch's kernels' math on a C++ loop for inference on a few rows.
 """
 
 from deeprnn.kernels.fused import fused_direction

@@ -4,7 +4,8 @@ The fused recurrences spend their time in per-step element-wise work, not in ari
 at B = 16-64 each of the ~20 small ATen ops of an LN-LSTM step costs a few microseconds of
 dispatch and a pass over memory. csrc/lstm.cpp does the same math as the TorchScript loops
 of lstm.py in two or three fused loops a step (ATen still does the matrix products), and
-csrc/gru.cpp those of gru.py (the GRU with LN_hh, recurrent dropout, zoneout, lengths).
+csrc/gru.cpp those of gru.py (the GRU with LN_hh, recurrent dropout, zoneout, lengths);
+csrc/infer.cpp is the few-row inference loop of infer.py (torch's LSTM / GRU / RNN math).
 
 torch.utils.cpp_extension compiles it once per machine and torch version (~20 s; cached in
 $TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions), which needs a C++ compiler
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-# one library: lstm.cpp defines torch.ops.deeprnn, gru.cpp adds to it; both include common.h
+# one library: lstm.cpp defines torch.ops.deeprnn, gru.cpp and infer.cpp add to it (common.h)
 # (ninja rebuilds on a change of the header too: torch's build reads the compiler's depfile)
 SOURCES = [Path(__file__).with_name("csrc") / name for name in ("lstm.cpp", "gru.cpp", "infer.cpp")]
 # -ffast-math with the CPU's vector width lets gcc vectorise exp / tanh through glibc's
