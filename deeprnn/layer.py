@@ -135,7 +135,9 @@ class RecurrentLayer(nn.Module):
         if not self.native:
             return "loop", "fast paths disabled by use_native(False)"
         if _native_kernel(cell) is not None and self.torch_kernel:
-            return "native", f"torch fused {cell.kind} kernel computes this layer exactly"
+            return "native", (f"torch fused {cell.kind} kernel computes this layer exactly "
+                              "(its math on deeprnn's few-row loop for inference on a few CPU "
+                              "float32 rows: deeprnn.kernels.infer)")  # fmt: skip
         if not self.torch_kernel and _native_kernel(cell) is not None:
             why = "torch's kernel disabled (torch_kernel=False)"
         elif cell.layer_norm:

@@ -40,9 +40,10 @@ def run_with_grads(module, x, lengths, seed: int = 1):
     out, state = module(x, lengths=lengths)
     flat = flatten_state(state)
     g = torch.Generator().manual_seed(seed)
-    loss = (out * torch.randn(out.shape, dtype=out.dtype, generator=g)).sum()
+    # drawn in float64 whatever the dtype: float32 runs get the same function as float64 ones
+    loss = (out * torch.randn(out.shape, dtype=torch.float64, generator=g).to(out.dtype)).sum()
     for s in flat:
-        loss = loss + (s * torch.randn(s.shape, dtype=s.dtype, generator=g)).sum()
+        loss = loss + (s * torch.randn(s.shape, dtype=torch.float64, generator=g).to(s.dtype)).sum()
     params = dict(module.named_parameters())
     grads = torch.autograd.grad(loss, [x, *params.values()], allow_unused=True)
     named = {"x": grads[0]}

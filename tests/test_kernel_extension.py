@@ -446,3 +446,29 @@ def test_gru_buffers_share_the_one_cache_that_empty_cache_releases():
     assert counting.calls["gru_backward"] == 2 and not counting.calls["ln_lstm_forward"]
     assert extension.empty_cache() > 0
     assert extension.empty_cache() == 0
+
+
+@needs_cpp
+@pytest.mark.parametrize("rows", [3, 40])  # W_hh on packed panels (<= 32 rows); ATen's GEMM
+@pytest.mark.parametrize("hidden", [7, 16])  # (dropout / zoneout masks differ by dtype)
+def test_layer_norm_mode_in_float32_is_close_to_float64(rows, hidden):
+    """The float32 C++ layer-norm LSTM (its forward's W_hh product on packed panels up to 32
+    rows) against the same net in float64: outputs, final states and every gradient, with
+    ragged and zero lengths, an odd width (padded panels) and a full one."""
+    import copy
+
+    from deeprnn import DeepRNN
+
+    from .helpers import random_batch
+
+    torch.manual_seed(0)
+    net = DeepRNN(5, hidden, num_layers=2, cell="lstm", layer_norm=True)
+    x, lengths = random_batch(rows, 11, 5, with_lengths=True)
+    truth = _run_seeded(copy.deepcopy(net).double(), x, lengths)
+    got = _run_seeded(net.float(), x.float(), lengths)
+    flat = [lambda r: [r[0]], lambda r: list(r[1]), lambda r: list(r[2].values())]
+    for pick in flat:
+        for a, t in zip(pick(got), pick(truth)):
+            assert a.dtype == torch.float32
+            scale = float(t.abs().max()) + 1e-12
+            assert float((a.double() - t).abs().max()) / scale < 1e-4
