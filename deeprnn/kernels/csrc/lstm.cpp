@@ -70,8 +70,11 @@ struct LNParams {
   }
 };
 
-// Rows up to which the layer-norm forward's W_hh product runs on packed panels.
-constexpr int64_t kPanelRows = 32;
+// Rows up to which the W_hh products run on packed panels (panels.h) rather than an ATen
+// GEMM call a step: the layer-norm forward's up to 32, BPTT's up to 16 (measured, 1 thread:
+// at B = 32, H = 64 BPTT's GEMM was faster, 22 against 26 ms a train step; at B = 16,
+// H = 128 the panels, and the forward's at both).
+constexpr int64_t kPanelRows = 32, kPanelRowsBack = 16;
 
 // Layer-norm statistics: (T, 6, B) = mean and rstd of u (LN_ih), v (LN_hh), c~ (LN_c).
 enum Stat { MEAN_IH = 0, RSTD_IH, MEAN_HH, RSTD_HH, MEAN_C, RSTD_C, N_STATS };
@@ -298,7 +301,17 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
   block = std::max<int64_t>(1, std::min(block, T));
   Tensor h_in = at::empty({block, B, H}, opt);
   Tensor d_v = ln ? at::empty({block, B, G}, opt) : Tensor();
-  Tensor mm = at::empty({B, H}, opt);
+  // dL/dh_{t-1}'s product with W_hh on packed panels too, up to kPanelRowsBack float32 rows
+  const bool panel = std::is_same_v<S, float> && B <= kPanelRowsBack;
+  Tensor packed_t;
+  std::vector<float> zero_t;
+  int64_t ldm = H;
+  if (panel) {
+    packed_t = pack_panels(weight.t());
+    ldm = packed_t.size(0) * kPanel;
+    zero_t.assign(ldm, 0.0f);
+  }
+  Tensor mm = at::empty({B, ldm}, opt);
   Tensor add = at::empty({B, H}, opt);  // what joins dL/dh_{t-1} besides the projection
   S* addp = add.data_ptr<S>();
   const S* mmp = mm.data_ptr<S>();
@@ -428,8 +441,19 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
           }
         }
       }
-      at::mm_out(mm, ln ? d_v[j] : d_in[t], weight);
-      for (int64_t q = 0; q < B * H; ++q) dhv[q] = (drop ? mmp[q] * drop[q] : mmp[q]) + addp[q];
+      if (panel) {
+        const S* src = ln ? d_v.data_ptr<S>() + j * B * G : dinp + t * B * G;
+        matvec_rows(packed_t.data_ptr<float>(), packed_t.size(0), G,
+                    reinterpret_cast<const float*>(src), G, zero_t.data(),
+                    reinterpret_cast<float*>(mm.data_ptr<S>()), ldm, B);
+      } else {
+        at::mm_out(mm, ln ? d_v[j] : d_in[t], weight);
+      }
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t q = b * H; q < (b + 1) * H; ++q) {
+          const S m = mmp[b * ldm + q - b * H];
+          dhv[q] = (drop ? m * drop[q] : m) + addp[q];
+        }
     }
     Tensor d_pre = ln ? d_v.narrow(0, 0, n) : d_in.narrow(0, start, n);
     d_weight.addmm_(d_pre.reshape({n * B, G}).t(), hin.view({n * B, H}));
