@@ -99,15 +99,8 @@ void forward_impl(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const 
   // writing the kept v directly measured ~25 us a step slower at B = 16, H = 128
   // Up to kPanelRows rows that product is one pass over W_hh packed into panels (panels.h):
   // at B = 16, H = 128 ATen's GEMM call took ~66 us a step, the pass ~25 us (measured).
-  const bool panel = ln && std::is_same_v<S, float> && B <= kPanelRows;
-  Tensor packed;
-  std::vector<float> zero_init;
-  int64_t ldv = G;
-  if (panel) {
-    packed = pack_panels(weight_t.t());
-    ldv = packed.size(0) * kPanel;
-    zero_init.assign(ldv, 0.0f);
-  }
+  const PanelProduct panel(ln && std::is_same_v<S, float> && B <= kPanelRows, weight_t.t(), G);
+  const int64_t ldv = panel.ld;
   Tensor v_step = ln ? at::empty({B, ldv}, x_in.options()) : Tensor();
   const S* xp = x_in.data_ptr<S>();
   S* zvp = zv.data_ptr<S>();
@@ -133,10 +126,9 @@ void forward_impl(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const 
       at::addmm_out(z_t, x_in[t], h_in, weight_t);
       zt = zvp + tk * B * G;
       for (int64_t k = 0; k < B * G; ++k) zt[k] = sigmoid(zt[k]);
-    } else if (panel) {
-      matvec_rows(packed.data_ptr<float>(), packed.size(0), H,
-                  reinterpret_cast<const float*>(h_in.data_ptr<S>()), H, zero_init.data(),
-                  reinterpret_cast<float*>(v_step.data_ptr<S>()), ldv, B);
+    } else if (panel.on) {
+      panel.run(reinterpret_cast<const float*>(h_in.data_ptr<S>()), B,
+                reinterpret_cast<float*>(v_step.data_ptr<S>()));
     } else {
       at::mm_out(v_step, h_in, weight_t);
     }
@@ -302,15 +294,8 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
   Tensor h_in = at::empty({block, B, H}, opt);
   Tensor d_v = ln ? at::empty({block, B, G}, opt) : Tensor();
   // dL/dh_{t-1}'s product with W_hh on packed panels too, up to kPanelRowsBack float32 rows
-  const bool panel = std::is_same_v<S, float> && B <= kPanelRowsBack;
-  Tensor packed_t;
-  std::vector<float> zero_t;
-  int64_t ldm = H;
-  if (panel) {
-    packed_t = pack_panels(weight.t());
-    ldm = packed_t.size(0) * kPanel;
-    zero_t.assign(ldm, 0.0f);
-  }
+  const PanelProduct panel(std::is_same_v<S, float> && B <= kPanelRowsBack, weight.t(), H);
+  const int64_t ldm = panel.ld;
   Tensor mm = at::empty({B, ldm}, opt);
   Tensor add = at::empty({B, H}, opt);  // what joins dL/dh_{t-1} besides the projection
   S* addp = add.data_ptr<S>();
@@ -441,11 +426,10 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
           }
         }
       }
-      if (panel) {
+      if (panel.on) {
         const S* src = ln ? d_v.data_ptr<S>() + j * B * G : dinp + t * B * G;
-        matvec_rows(packed_t.data_ptr<float>(), packed_t.size(0), G,
-                    reinterpret_cast<const float*>(src), G, zero_t.data(),
-                    reinterpret_cast<float*>(mm.data_ptr<S>()), ldm, B);
+        panel.run(reinterpret_cast<const float*>(src), B,
+                  reinterpret_cast<float*>(mm.data_ptr<S>()));
       } else {
         at::mm_out(mm, ln ? d_v[j] : d_in[t], weight);
       }

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -87,9 +88,32 @@ inline void matvec(const float* packed, int64_t panels, int64_t K, const float* 
 inline void matvec_rows(const float* packed, int64_t panels, int64_t K, const float* h,
                         int64_t ldh, const float* init, float* acc, int64_t lda, int64_t rows) {
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) matvec<4>(packed, panels, K, h + r * ldh, ldh, init, acc + r * lda, lda);
-  for (; r + 2 <= rows; r += 2) matvec<2>(packed, panels, K, h + r * ldh, ldh, init, acc + r * lda, lda);
+  for (; r + 4 <= rows; r += 4)
+    matvec<4>(packed, panels, K, h + r * ldh, ldh, init, acc + r * lda, lda);
+  for (; r + 2 <= rows; r += 2)
+    matvec<2>(packed, panels, K, h + r * ldh, ldh, init, acc + r * lda, lda);
   for (; r < rows; ++r) matvec<1>(packed, panels, K, h + r * ldh, ldh, init, acc + r * lda, lda);
 }
+
+// A step's product rows (R, K) x W^T (K, N) on panels when `on`: `ld` is the row stride
+// of its output (N padded to whole panels; N itself when off, for ATen's product).
+struct PanelProduct {
+  bool on;
+  Tensor packed;
+  std::vector<float> zero;
+  int64_t ld;
+  // w (N, K), as pack_panels takes it
+  PanelProduct(bool on_, const Tensor& w, int64_t N) : on(on_), ld(N) {
+    if (!on) return;
+    packed = pack_panels(w);
+    ld = packed.size(0) * kPanel;
+    zero.assign(ld, 0.0f);
+  }
+  // out (rows, ld) = in (rows, K) x W^T
+  void run(const float* in, int64_t rows, float* out) const {
+    matvec_rows(packed.data_ptr<float>(), packed.size(0), packed.size(1), in, packed.size(1),
+                zero.data(), out, ld, rows);
+  }
+};
 
 }  // namespace deeprnn
