@@ -449,12 +449,12 @@ def test_gru_buffers_share_the_one_cache_that_empty_cache_releases():
 
 
 @needs_cpp
-@pytest.mark.parametrize("rows", [3, 20, 40])  # panels both ways, forward only, neither
+@pytest.mark.parametrize("rows", [3, 16, 40])  # W_hh products on packed panels (<= 16), or not
 @pytest.mark.parametrize("hidden", [7, 16])  # (dropout / zoneout masks differ by dtype)
 def test_layer_norm_mode_in_float32_is_close_to_float64(rows, hidden):
-    """The float32 C++ layer-norm LSTM (its forward's W_hh product on packed panels up to 32
-    rows) against the same net in float64: outputs, final states and every gradient, with
-    ragged and zero lengths, an odd width (padded panels) and a full one."""
+    """The float32 C++ layer-norm LSTM (its W_hh products on packed panels up to 16 rows)
+    against the same net in float64: outputs, final states and every gradient, with ragged
+    and zero lengths, an odd width (padded panels) and a full one."""
     import copy
 
     from deeprnn import DeepRNN

@@ -70,11 +70,11 @@ struct LNParams {
   }
 };
 
-// Rows up to which the W_hh products run on packed panels (panels.h) rather than an ATen
-// GEMM call a step: the layer-norm forward's up to 32, BPTT's up to 16 (measured, 1 thread:
-// at B = 32, H = 64 BPTT's GEMM was faster, 22 against 26 ms a train step; at B = 16,
-// H = 128 the panels, and the forward's at both).
-constexpr int64_t kPanelRows = 32, kPanelRowsBack = 16;
+// Rows up to which the W_hh products (forward, both modes, and BPTT's dL/dh_{t-1}) run on
+// packed panels (panels.h) rather than an ATen GEMM call a step. Measured, 1 thread, train
+// step: at B = 16, H = 128 the panels 4-7 % faster (the forward's product ~66 -> ~25 us a
+// step); at B = 32, H = 64 ATen's GEMM 5-15 % faster.
+constexpr int64_t kPanelRows = 16;
 
 // Layer-norm statistics: (T, 6, B) = mean and rstd of u (LN_ih), v (LN_hh), c~ (LN_c).
 enum Stat { MEAN_IH = 0, RSTD_IH, MEAN_HH, RSTD_HH, MEAN_C, RSTD_C, N_STATS };
@@ -97,11 +97,11 @@ void forward_impl(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const 
   Tensor h_drop = drop ? at::empty({B, H}, x_in.options()) : Tensor();
   // the step's W_hh m h_{t-1}, in a buffer that stays in cache (layer norm): the product
   // writing the kept v directly measured ~25 us a step slower at B = 16, H = 128
-  // Up to kPanelRows rows that product is one pass over W_hh packed into panels (panels.h):
-  // at B = 16, H = 128 ATen's GEMM call took ~66 us a step, the pass ~25 us (measured).
-  const PanelProduct panel(ln && std::is_same_v<S, float> && B <= kPanelRows, weight_t.t(), G);
+  // Up to kPanelRows rows that product is one pass over W_hh packed into panels (panels.h).
+  const PanelProduct panel(std::is_same_v<S, float> && B <= kPanelRows, weight_t.t(), G);
   const int64_t ldv = panel.ld;
-  Tensor v_step = ln ? at::empty({B, ldv}, x_in.options()) : Tensor();
+  // plain mode on panels: the product goes to v_step, the gates add the input part to it
+  Tensor v_step = ln || panel.on ? at::empty({B, ldv}, x_in.options()) : Tensor();
   const S* xp = x_in.data_ptr<S>();
   S* zvp = zv.data_ptr<S>();
   S* cp = c.data_ptr<S>();
@@ -121,7 +121,15 @@ void forward_impl(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const 
       h_in = h_drop;
     }
     S* zt = nullptr;  // plain: the step's gates i, f, g, o after their sigmoids (B, 4H)
-    if (!ln) {
+    if (!ln && panel.on) {
+      panel.run(reinterpret_cast<const float*>(h_in.data_ptr<S>()), B,
+                reinterpret_cast<float*>(v_step.data_ptr<S>()));
+      zt = zvp + tk * B * G;
+      const S* xt = xp + t * B * G;
+      const S* vs = v_step.data_ptr<S>();
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < G; ++k) zt[b * G + k] = sigmoid(xt[b * G + k] + vs[b * ldv + k]);
+    } else if (!ln) {
       Tensor z_t = zv[tk];
       at::addmm_out(z_t, x_in[t], h_in, weight_t);
       zt = zvp + tk * B * G;
@@ -293,8 +301,8 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
   block = std::max<int64_t>(1, std::min(block, T));
   Tensor h_in = at::empty({block, B, H}, opt);
   Tensor d_v = ln ? at::empty({block, B, G}, opt) : Tensor();
-  // dL/dh_{t-1}'s product with W_hh on packed panels too, up to kPanelRowsBack float32 rows
-  const PanelProduct panel(std::is_same_v<S, float> && B <= kPanelRowsBack, weight.t(), H);
+  // dL/dh_{t-1}'s product with W_hh on packed panels too, up to kPanelRows float32 rows
+  const PanelProduct panel(std::is_same_v<S, float> && B <= kPanelRows, weight.t(), H);
   const int64_t ldm = panel.ld;
   Tensor mm = at::empty({B, ldm}, opt);
   Tensor add = at::empty({B, H}, opt);  // what joins dL/dh_{t-1} besides the projection
