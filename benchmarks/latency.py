@@ -132,9 +132,19 @@ def bench(name: str, time_: int, features: int, hidden: int, calls: int) -> dict
 
 def rows_sweep(time_: int, hidden: int, calls: int, rows=(1, 2, 4, 8, 16, 32, 64)) -> list[dict]:
     """torch's kernel vs the few-row loop (forced on) for B rows, ms per call."""
+    out, threads_before, limits = [], torch.get_num_threads(), infer.MAX_ROWS
+    infer.MAX_ROWS = dict.fromkeys(limits, 1 << 30)  # the loop at every row count
+    try:
+        _sweep(time_, hidden, calls, rows, out)
+    finally:
+        infer.MAX_ROWS = limits
+        torch.set_num_threads(threads_before)
+    return out
+
+
+def _sweep(time_: int, hidden: int, calls: int, rows, out: list[dict]) -> None:
     from torch import _VF
 
-    out, threads_before = [], torch.get_num_threads()
     cells = (("lstm", _VF.lstm, 4), ("gru", _VF.gru, 3), ("rnn_tanh", _VF.rnn_tanh, 1))
     for name, kernel, gates in cells:
         torch.manual_seed(0)
@@ -155,12 +165,8 @@ def rows_sweep(time_: int, hidden: int, calls: int, rows=(1, 2, 4, 8, 16, 32, 64
                         kernel(x, hx, weights, True, 2, 0.0, False, True, True)
 
                 def loop(x=x, hx=hx, kernel=kernel, weights=weights):
-                    saved, infer.MAX_ROWS = infer.MAX_ROWS, dict.fromkeys(infer.MAX_ROWS, 1 << 30)
-                    try:
-                        with torch.no_grad():
-                            infer.run_kernel(kernel, x, hx, weights, True, 2, True)
-                    finally:
-                        infer.MAX_ROWS = saved
+                    with torch.no_grad():
+                        infer.run_kernel(kernel, x, hx, weights, True, 2, True)
 
                 fns = {"torch": native, "loop": loop}
                 times = speed.timed_rounds(
@@ -170,8 +176,6 @@ def rows_sweep(time_: int, hidden: int, calls: int, rows=(1, 2, 4, 8, 16, 32, 64
                 ms = {k: 1e3 * statistics.median(t) / calls for k, t in times.items()}
                 out.append({"cell": name, "threads": threads, "rows": b, "torch_ms": ms["torch"],
                             "loop_ms": ms["loop"], "ratio": ms["loop"] / ms["torch"]})  # fmt: skip
-    torch.set_num_threads(threads_before)
-    return out
 
 
 def markdown(report: dict) -> str:

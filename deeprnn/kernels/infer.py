@@ -28,8 +28,9 @@ from deeprnn.kernels import extension
 # 1 and 2 threads): one pass over W_hh a step serves every row; torch's LSTM catches up at
 # ~16 rows, its GRU and RNN kernels were still 1.1-4.5x slower at 64.
 MAX_ROWS = {"lstm": 8, "gru": 64, "rnn": 64}
-_KINDS = {_VF.lstm: 0, _VF.gru: 1, _VF.rnn_tanh: 2, _VF.rnn_relu: 3}
-_CELL = {_VF.lstm: "lstm", _VF.gru: "gru", _VF.rnn_tanh: "rnn", _VF.rnn_relu: "rnn"}
+# torch's kernel -> (its cell for MAX_ROWS, the loop's kind code of csrc/infer.cpp)
+_KINDS = {_VF.lstm: ("lstm", 0), _VF.gru: ("gru", 1), _VF.rnn_tanh: ("rnn", 2),
+          _VF.rnn_relu: ("rnn", 3)}  # fmt: skip
 _PACKED: dict[int, tuple[weakref.ref, int, Tensor]] = {}
 
 
@@ -53,7 +54,7 @@ def packed(weight: Tensor) -> Tensor:
 
 def applies(kernel, x: Tensor, weights: list[Tensor]) -> bool:
     """Whether `run_kernel` takes the C++ loop for these arguments."""
-    if kernel not in _KINDS or x.dim() != 3 or x.shape[0] > MAX_ROWS[_CELL[kernel]]:
+    if kernel not in _KINDS or x.dim() != 3 or x.shape[0] > MAX_ROWS[_KINDS[kernel][0]]:
         return False
     if x.dtype != torch.float32 or x.device.type != "cpu" or 0 in x.shape[:2]:
         return False
@@ -76,6 +77,6 @@ def run_kernel(kernel, x: Tensor, hx, weights: list[Tensor], has_bias: bool, lay
     states = list(hx) if isinstance(hx, tuple) else [hx]
     return tuple(
         extension.ops().rnn_infer(
-            x, states, weights, panels, has_bias, layers, bidirectional, _KINDS[kernel]
+            x, states, weights, panels, has_bias, layers, bidirectional, _KINDS[kernel][1]
         )  # fmt: skip
     )

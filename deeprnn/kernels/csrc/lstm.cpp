@@ -121,23 +121,23 @@ void forward_impl(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const 
       h_in = h_drop;
     }
     S* zt = nullptr;  // plain: the step's gates i, f, g, o after their sigmoids (B, 4H)
-    if (!ln && panel.on) {
+    if (panel.on) {  // v_step = W_hh m h_{t-1}, both modes
       panel.run(reinterpret_cast<const float*>(h_in.data_ptr<S>()), B,
                 reinterpret_cast<float*>(v_step.data_ptr<S>()));
+    }
+    if (!ln) {
       zt = zvp + tk * B * G;
-      const S* xt = xp + t * B * G;
-      const S* vs = v_step.data_ptr<S>();
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t k = 0; k < G; ++k) zt[b * G + k] = sigmoid(xt[b * G + k] + vs[b * ldv + k]);
-    } else if (!ln) {
-      Tensor z_t = zv[tk];
-      at::addmm_out(z_t, x_in[t], h_in, weight_t);
-      zt = zvp + tk * B * G;
-      for (int64_t k = 0; k < B * G; ++k) zt[k] = sigmoid(zt[k]);
-    } else if (panel.on) {
-      panel.run(reinterpret_cast<const float*>(h_in.data_ptr<S>()), B,
-                reinterpret_cast<float*>(v_step.data_ptr<S>()));
-    } else {
+      if (panel.on) {
+        const S* xt = xp + t * B * G;
+        const S* vs = v_step.data_ptr<S>();
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t k = 0; k < G; ++k) zt[b * G + k] = sigmoid(xt[b * G + k] + vs[b * ldv + k]);
+      } else {
+        Tensor z_t = zv[tk];
+        at::addmm_out(z_t, x_in[t], h_in, weight_t);
+        for (int64_t k = 0; k < B * G; ++k) zt[k] = sigmoid(zt[k]);
+      }
+    } else if (!panel.on) {
       at::mm_out(v_step, h_in, weight_t);
     }
     S* st = ln ? sp + tk * N_STATS * B : nullptr;
@@ -442,8 +442,9 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
         at::mm_out(mm, ln ? d_v[j] : d_in[t], weight);
       }
       for (int64_t b = 0; b < B; ++b)
-        for (int64_t q = b * H; q < (b + 1) * H; ++q) {
-          const S m = mmp[b * ldm + q - b * H];
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t q = b * H + j;
+          const S m = mmp[b * ldm + j];
           dhv[q] = (drop ? m * drop[q] : m) + addp[q];
         }
     }

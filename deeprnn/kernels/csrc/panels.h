@@ -1,5 +1,5 @@
 // W_hh x h for a few rows as one pass over W packed into panels (csrc/infer.cpp's loop, and
-// the layer-norm LSTM's forward steps in csrc/lstm.cpp at small batches).
+// the LSTM loops' per-step products of csrc/lstm.cpp, forward and BPTT, at small batches).
 //
 // W (N, K) is stored as (ceil(N / kPanel), K, kPanel): for each panel of kPanel outputs the
 // K columns one after another, so one pass reads W contiguously and the inner loop is
