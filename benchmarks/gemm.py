@@ -9,26 +9,23 @@ EPYC here MKL's fp32 GEMM ran 2-2.5x slower than oneDNN's on the same shapes, wh
 of the long LN-LSTM train step's gap to nn.LSTM: this table tells, per machine, whether
 routing those products to oneDNN pays. oneDNN is reached through
 `torch.ops.mkldnn._linear_pointwise` (x @ w.T + b on dense fp32 tensors). Times are the
-process's CPU time (1 thread by default), best of the rounds; a ratio is oneDNN / BLAS of
-the same shape in the same run. Writes a Markdown and a JSON file to --out.
+process's CPU time with 1 thread (the default), else wall time, best of the rounds; a ratio
+is oneDNN / BLAS of the same shape in the same run. Writes a Markdown and a JSON file to --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
-import time
-from importlib.util import find_spec
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if find_spec("deeprnn") is None:
-    sys.path.insert(0, str(ROOT))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import speed  # noqa: E402  (its timer and machine description)
 
 # name: (M, K, N) of out (M, N) = x (M, K) @ w.T, w (N, K)
 SHAPES = {
@@ -48,13 +45,13 @@ def onednn_available() -> bool:
 
 
 def best_ms(fn, repeats: int) -> float:
-    """Best process CPU time of `repeats` calls after one warm-up, in ms."""
+    """Best time (speed.clock) of `repeats` calls after one warm-up, in ms."""
     fn()
     times = []
     for _ in range(repeats):
-        start = time.process_time()
+        start = speed.clock()
         fn()
-        times.append(time.process_time() - start)
+        times.append(speed.clock() - start)
     return min(times) * 1e3
 
 
@@ -82,7 +79,7 @@ def bench_shape(m: int, k: int, n: int, repeats: int) -> dict:
 def markdown(report: dict) -> str:
     """The report as a Markdown table."""
     lines = [
-        f"# fp32 GEMM: ATen's BLAS vs oneDNN ({report['machine']['processor']}, "
+        f"# fp32 GEMM: ATen's BLAS vs oneDNN ({report['machine']['cpu']}, "
         f"{report['machine']['threads']} thread(s))",
         "",
         "| shape | M x K x N | BLAS ms | GFLOP/s | oneDNN ms | oneDNN / BLAS |",
@@ -113,15 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     shapes = QUICK_SHAPES if args.quick else SHAPES
     repeats = 2 if args.quick else args.repeats
     rows = [dict(name=name, **bench_shape(*shape, repeats)) for name, shape in shapes.items()]
-    report = {
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "onednn": onednn_available(),
-        },
-        "rows": rows,
-    }
+    report = {"machine": {**speed.machine(), "onednn": onednn_available()}, "rows": rows}
     text = markdown(report)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
