@@ -5,7 +5,8 @@ at B = 16-64 each of the ~20 small ATen ops of an LN-LSTM step costs a few micro
 dispatch and a pass over memory. csrc/lstm.cpp does the same math as the TorchScript loops
 of lstm.py in two or three fused loops a step (ATen still does the matrix products), and
 csrc/gru.cpp those of gru.py (the GRU with LN_hh, recurrent dropout, zoneout, lengths);
-csrc/infer.cpp is the few-row inference loop of infer.py (torch's LSTM / GRU / RNN math).
+csrc/infer.cpp is the few-row inference loop of infer.py (torch's LSTM / GRU / RNN math);
+csrc/gemm.cpp the large products of gemm.py (oneDNN or ATen's BLAS, see there).
 
 torch.utils.cpp_extension compiles it once per machine and torch version (~20 s; cached in
 $TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions), which needs a C++ compiler
@@ -23,9 +24,12 @@ from pathlib import Path
 
 import torch
 
-# one library: lstm.cpp defines torch.ops.deeprnn, gru.cpp and infer.cpp add to it (common.h)
-# (ninja rebuilds on a change of the header too: torch's build reads the compiler's depfile)
-SOURCES = [Path(__file__).with_name("csrc") / name for name in ("lstm.cpp", "gru.cpp", "infer.cpp")]
+# one library: lstm.cpp defines torch.ops.deeprnn, gru.cpp, infer.cpp and gemm.cpp add to it
+# (common.h; ninja rebuilds on a change of the header too: torch's build reads the depfile)
+SOURCES = [
+    Path(__file__).with_name("csrc") / name
+    for name in ("lstm.cpp", "gru.cpp", "infer.cpp", "gemm.cpp")
+]
 # -ffast-math with the CPU's vector width lets gcc vectorise exp / tanh through glibc's
 # libmvec (measured: sigmoid of 32 x 256 floats 7.5 us against 25 us without). It goes to
 # the compiler only, not the linker, so no flush-to-zero start-up code is linked in (that
@@ -60,7 +64,7 @@ def ops():
             is_python_module=False,
             verbose=False,
         )
-        return torch.ops.deeprnn
+        lib = torch.ops.deeprnn
     except Exception as err:  # noqa: BLE001 - any failure: the TorchScript loops run
         warnings.warn(
             f"deeprnn's C++ step loops could not be built ({type(err).__name__}: {err}); the "
@@ -70,6 +74,12 @@ def ops():
             stacklevel=2,
         )
         return None
+    choice = os.environ.get("DEEPRNN_GEMM")
+    if choice:  # a bad value is the user's to fix: say so rather than ignore it
+        if choice not in ("auto", "blas", "onednn"):
+            raise ValueError(f"DEEPRNN_GEMM={choice!r}: expected auto, blas or onednn")
+        lib.set_gemm_backend(choice)
+    return lib
 
 
 def takes(x: torch.Tensor) -> bool:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from deeprnn.kernels import extension
 from deeprnn.kernels import triton as triton_path
+from deeprnn.kernels.gemm import linear
 from deeprnn.kernels.gru import GRURecurrence
 from deeprnn.kernels.lstm import LayerNormLSTMRecurrence, LSTMRecurrence
 from deeprnn.kernels.noise import Noise, Update
@@ -43,9 +44,9 @@ def _input_part(cell: nn.Module, x: Tensor, scale: Tensor | None) -> Tensor:
         if scale is not None:
             weight = weight * scale.unsqueeze(1)
             bias = None if bias is None else bias * scale
-        return F.linear(x, weight, bias)
+        return linear(x, weight, bias)
     gamma, beta = _ln_input(cell, scale)
-    return F.layer_norm(F.linear(x, cell.weight_ih), beta.shape, gamma, beta, cell.ln_ih.eps)
+    return F.layer_norm(linear(x, cell.weight_ih), beta.shape, gamma, beta, cell.ln_ih.eps)
 
 
 def _folds_hh(cell: nn.Module) -> bool:
@@ -107,7 +108,7 @@ def _lstm(cell, x, state, noise, u_h, u_c):
     if cell.layer_norm and extension.takes(x):  # input LN inside the C++ loops
         gamma_ih, beta = _ln_input(cell, scale)
         h, h_last, c_last = LayerNormLSTMRecurrence.apply(
-            F.linear(x, cell.weight_ih), h0, c0, cell.weight_hh, gamma_ih, beta,
+            linear(x, cell.weight_ih), h0, c0, cell.weight_hh, gamma_ih, beta,
             cell.ln_hh.weight * scale, cell.ln_c.weight, cell.ln_c.bias, noise.drop, u_h, u_c,
             cell.ln_ih.eps, cell.ln_hh.eps,
         )  # fmt: skip

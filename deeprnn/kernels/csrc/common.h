@@ -9,12 +9,22 @@
 
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <vector>
+
+// oneDNN's fp32 / bf16 matmul, result = beta * result + alpha * mat1 @ mat2 (ATen's
+// aten/src/ATen/native/mkldnn/Matmul.cpp). libtorch_cpu exports it but does not ship its
+// header; declared weak, so a torch built without it loads the library and `gemm` keeps to
+// ATen's BLAS (the address is then null).
+namespace at::native {
+void mkldnn_matmul(const Tensor& mat1, const Tensor& mat2, const Tensor& result, float beta,
+                   float alpha) __attribute__((weak));
+}  // namespace at::native
 
 namespace deeprnn {
 
@@ -123,6 +133,72 @@ inline Tensor big_empty(at::IntArrayRef sizes, const at::TensorOptions& opt) {
 }
 
 inline int64_t empty_cache() { return cache().clear(); }
+
+// Which library runs the loops' large fp32 products (the input projection of all steps, its
+// dX and dW, each BPTT block's dW_hh). On AMD CPUs ATen's BLAS (MKL) runs them at ~100
+// GFLOP/s a core and oneDNN in 0.42-0.46 of its time (benchmarks/gemm.py); torch's own
+// LSTM already multiplies through oneDNN. "auto" takes oneDNN on AMD only, where that was
+// measured; "onednn" / "blas" force one (set_gemm_backend, or DEEPRNN_GEMM at load).
+enum GemmBackend : int { kGemmAuto = 0, kGemmBlas = 1, kGemmOneDnn = 2 };
+
+inline std::atomic<int>& gemm_setting() {
+  static std::atomic<int> mode{kGemmAuto};
+  return mode;
+}
+
+inline bool onednn_linked() { return &at::native::mkldnn_matmul != nullptr; }
+
+// Whether oneDNN runs the products now (the setting resolved on this CPU).
+inline bool gemm_onednn() {
+  const int mode = gemm_setting().load(std::memory_order_relaxed);
+  if (!onednn_linked() || mode == kGemmBlas) return false;
+  if (mode == kGemmOneDnn) return true;
+  static const bool amd = __builtin_cpu_is("amd");
+  return amd;
+}
+
+// Products below this many multiply-adds stay on ATen: the per-step (B, H) x (H, G H)
+// product is as fast there (benchmarks/gemm.py) and skips oneDNN's primitive lookup.
+// Settable (set_gemm_backend), so that tests send small products through oneDNN too.
+constexpr int64_t kOneDnnMinMacs = int64_t(1) << 22;
+
+inline std::atomic<int64_t>& gemm_min_macs() {
+  static std::atomic<int64_t> macs{kOneDnnMinMacs};
+  return macs;
+}
+
+// out = beta * out + a @ b, beta 0 or 1 (out (M, N), a (M, K), b (K, N); a and b may be
+// transposed views). oneDNN only for float32 products of at least gemm_min_macs().
+inline void gemm(const Tensor& a, const Tensor& b, const Tensor& out, float beta) {
+  const int64_t macs = a.size(0) * a.size(1) * b.size(1);
+  const int64_t least = gemm_min_macs().load(std::memory_order_relaxed);
+  if (out.scalar_type() == at::kFloat && macs > 0 && macs >= least && gemm_onednn()) {
+    at::native::mkldnn_matmul(a, b, out, beta, 1.0f);
+    return;
+  }
+  if (beta == 0.0f) {
+    Tensor o = out;
+    at::mm_out(o, a, b);
+  } else {
+    out.addmm_(a, b);
+  }
+}
+
+// a @ b into a buffer of the cache (`big_empty`: no page faults on the next step's reuse).
+inline Tensor mm_into_cache(const Tensor& a, const Tensor& b) {
+  Tensor out = big_empty({a.size(0), b.size(1)}, a.options());
+  gemm(a, b, out, 0.0f);
+  return out;
+}
+
+// x (M, K) @ weight (N, K)^T [+ bias (N,)], into the buffer cache.
+inline Tensor linear_into_cache(const Tensor& x, const Tensor& weight, const OptTensor& bias) {
+  if (!has(bias)) return mm_into_cache(x, weight.t());
+  Tensor out = big_empty({x.size(0), weight.size(0)}, x.options());
+  out.copy_(bias->expand({x.size(0), weight.size(0)}));
+  gemm(x, weight.t(), out, 1.0f);
+  return out;
+}
 
 template <typename S>
 inline S sigmoid(S x) {

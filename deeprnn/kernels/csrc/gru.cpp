@@ -282,7 +282,7 @@ void gru_backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& gates,
         for (int64_t q = 0; q < B * H; ++q) dhv[q] = mmp[q] + addp[q];
       }
     }
-    d_weight.addmm_(d_v.narrow(0, 0, n).reshape({n * B, G}).t(), hin.view({n * B, H}));
+    gemm(d_v.narrow(0, 0, n).reshape({n * B, G}).t(), hin.view({n * B, H}), d_weight, 1.0f);
     flush(acc_b, d_beta);
     if (ln) flush(acc_g, d_gamma);
   }

@@ -105,8 +105,8 @@ std::vector<Tensor> rnn_infer(const Tensor& x_, at::TensorList hx, at::TensorLis
     std::vector<Tensor> xw(D), b_hh(D);
     for (int64_t d = 0; d < D; ++d) {
       const int64_t at = (l * D + d) * per;
-      xw[d] = has_bias ? at::addmm(weights[at + 2], flat, weights[at].t())
-                       : at::mm(flat, weights[at].t());
+      const OptTensor bias = has_bias ? OptTensor(weights[at + 2]) : OptTensor();
+      xw[d] = linear_into_cache(flat, weights[at], bias);
       if (has_bias) b_hh[d] = weights[at + 3].contiguous();
     }
     Tensor out = at::empty({B, T, D * H}, x_.options());

@@ -449,7 +449,7 @@ void backward_impl(const Tensor& d_h, const Tensor& h0, const Tensor& c0, const 
         }
     }
     Tensor d_pre = ln ? d_v.narrow(0, 0, n) : d_in.narrow(0, start, n);
-    d_weight.addmm_(d_pre.reshape({n * B, G}).t(), hin.view({n * B, H}));
+    gemm(d_pre.reshape({n * B, G}).t(), hin.view({n * B, H}), d_weight, 1.0f);
     if (ln) {
       flush(acc_ih, lg.gamma_ih);
       flush(acc_b, lg.beta);
