@@ -6,6 +6,7 @@ so that the small nets here take the path the large ones take (and "blas" the ot
 """
 
 import copy
+import os
 import subprocess
 import sys
 
@@ -163,8 +164,8 @@ def test_bad_settings_get_clear_errors(backend):
 def test_the_environment_chooses_the_backend_and_a_bad_value_is_named():
     code = "from deeprnn.kernels import gemm; print(gemm.backend())"
     ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                        env={**__import__("os").environ, "DEEPRNN_GEMM": "blas"})  # fmt: skip
+                        env={**os.environ, "DEEPRNN_GEMM": "blas"})  # fmt: skip
     assert ok.returncode == 0 and ok.stdout.strip() == "blas"
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**__import__("os").environ, "DEEPRNN_GEMM": "fast"})  # fmt: skip
+                         env={**os.environ, "DEEPRNN_GEMM": "fast"})  # fmt: skip
     assert bad.returncode != 0 and "DEEPRNN_GEMM='fast'" in bad.stderr

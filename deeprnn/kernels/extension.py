@@ -40,6 +40,9 @@ ARCH_FLAGS = {  # torch's own reading of the CPU, so the build matches where it 
     "AVX2": ["-mavx2", "-mfma"],
 }
 
+# the choices of csrc/common.h's `gemm` (deeprnn.kernels.gemm.set_backend, DEEPRNN_GEMM)
+GEMM_BACKENDS = ("auto", "blas", "onednn")
+
 
 def _capability() -> str:
     try:
@@ -76,8 +79,8 @@ def ops():
         return None
     choice = os.environ.get("DEEPRNN_GEMM")
     if choice:  # a bad value is the user's to fix: say so rather than ignore it
-        if choice not in ("auto", "blas", "onednn"):
-            raise ValueError(f"DEEPRNN_GEMM={choice!r}: expected auto, blas or onednn")
+        if choice not in GEMM_BACKENDS:
+            raise ValueError(f"DEEPRNN_GEMM={choice!r}: expected {', '.join(GEMM_BACKENDS)}")
         lib.set_gemm_backend(choice)
     return lib
 

@@ -8,7 +8,8 @@ loops' buffer cache, so that a training step does not page-fault them in again.
 
 `backend()` / `set_backend()` read and set which library runs them ("auto": oneDNN on AMD
 CPUs, where that was measured; "onednn"; "blas"); DEEPRNN_GEMM sets it when the library loads.
-Float64, other devices, autograd's double backward and a missing C++ build take F.linear.
+Float64, other devices, tracing and a missing C++ build take F.linear. Like the recurrences
+it feeds, it is differentiable once (no double backward).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from deeprnn.kernels import extension
-
-BACKENDS = ("auto", "blas", "onednn")
 
 
 def backend() -> str:
@@ -33,8 +32,9 @@ def set_backend(name: str, min_macs: int | None = None) -> str:
     """Choose the library for the large fp32 products ("auto", "blas" or "onednn"); returns
     the previous setting. Products under `min_macs` multiply-adds stay on ATen (default
     2**22: the per-step products are as fast there). Results agree to float32 rounding."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown GEMM backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    if name not in extension.GEMM_BACKENDS:
+        choices = ", ".join(extension.GEMM_BACKENDS)
+        raise ValueError(f"unknown GEMM backend {name!r}; expected one of {choices}")
     if min_macs is not None and min_macs < 0:
         raise ValueError(f"min_macs must be >= 0, got {min_macs}")
     lib = extension.ops()

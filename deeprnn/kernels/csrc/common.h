@@ -193,10 +193,9 @@ inline Tensor mm_into_cache(const Tensor& a, const Tensor& b) {
 
 // x (M, K) @ weight (N, K)^T [+ bias (N,)], into the buffer cache.
 inline Tensor linear_into_cache(const Tensor& x, const Tensor& weight, const OptTensor& bias) {
-  if (!has(bias)) return mm_into_cache(x, weight.t());
   Tensor out = big_empty({x.size(0), weight.size(0)}, x.options());
-  out.copy_(bias->expand({x.size(0), weight.size(0)}));
-  gemm(x, weight.t(), out, 1.0f);
+  if (has(bias)) out.copy_(bias->expand_as(out));
+  gemm(x, weight.t(), out, has(bias) ? 1.0f : 0.0f);
   return out;
 }
 
