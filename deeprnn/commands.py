@@ -166,6 +166,10 @@ def export(args) -> int:
             optional = ", optional" if t.get("optional") else ""
             shape = ", ".join(map(str, t["shape"]))
             print(f"  {kind[:-1]} {t['name']}: ({shape}) {t['dtype']}{optional}")
+    members = len(est._members())
+    if members > 1:
+        print(f"  one graph of {members} networks (the refit model and its fold models), "
+              "outputs averaged")  # fmt: skip
     print("  inputs are the network's: the estimator's scaling / tokenisation is not included")
     return 0
 

@@ -29,6 +29,7 @@ FORMAT = "deeprnn-estimator"
 VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "estimator.json"
+FOLD_WEIGHTS = "fold{}.safetensors"  # the fold models of a data-aware fit (fold_ensemble)
 
 _OBJECTS = {
     "__vocabulary__": Vocabulary,
@@ -98,6 +99,8 @@ def write(path: Path, est) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     # Weights first: a crash between the two files leaves a checksum mismatch, not a mix-up.
     sha = save_weights(path / WEIGHTS, est.model_)
+    folds = getattr(est, "fold_models_", [])
+    fold_shas = [save_weights(path / FOLD_WEIGHTS.format(i), m) for i, m in enumerate(folds)]
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -106,6 +109,7 @@ def write(path: Path, est) -> Path:
         "learned": {k: encode(getattr(est, k)) for k in ("history_", *est._learned)},
         "model": encode(est._spec),
         "weights_sha256": sha,
+        "folds_sha256": fold_shas,
     }
     atomic_write(path / META, json.dumps(meta, indent=1).encode("utf-8"))
     return path
@@ -153,4 +157,16 @@ def read(path: Path, cls: type, device: str | None, root: type) -> Any:
     load_weights(path / WEIGHTS, model, meta.get("weights_sha256"))
     est.model_ = model.to(est._device()).eval()
     est._spec = spec
+    shas = meta.get("folds_sha256", [])
+    if not isinstance(shas, list) or not all(isinstance(h, str) for h in shas):
+        raise CheckpointError(f"{meta_path}: folds_sha256 must be a list of sha256 strings")
+    if shas and not hasattr(klass, "fold_ensemble"):
+        raise CheckpointError(f"{meta_path}: a {name} has no fold models, but {len(shas)} listed")
+    folds = []
+    for i, sha in enumerate(shas):
+        fold = est._build_model(**spec)
+        load_weights(path / FOLD_WEIGHTS.format(i), fold, sha)
+        folds.append(fold.to(est._device()).eval())
+    if hasattr(klass, "fold_ensemble"):
+        est.fold_models_ = folds
     return est
