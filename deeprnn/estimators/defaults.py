@@ -30,7 +30,7 @@ ItalyPowerDemand, OSULeaf, ACSF1 and the two bundled sets):
   On the development sets the constant lr's last weights were a lottery (ACSF1 test
   accuracy 0.48-0.62 over seeds; cosine: 0.83-0.86).
 - frontend: for feature sequences whose median length exceeds LONG steps, two conv blocks
-  (32 channels, kernel 5, batch norm, ReLU) whose max pools shorten the sequence by about
+  (CHANNELS = 64 channels, kernel 5, batch norm, ReLU) whose max pools shorten the sequence by about
   T / TARGET_STEPS (a power of two up to 16), so the recurrent stack reads ~64 steps.
 """
 
@@ -50,6 +50,7 @@ FOLDS = 3
 SMOOTH = 5  # epochs the classifiers' mean validation accuracy is smoothed over
 LONG = 64  # median length above which a conv front end shortens the sequences
 TARGET_STEPS = 64  # about how many steps the front end leaves for the recurrent stack
+CHANNELS = 64  # of each front-end block (32 before: ACSF1 0.83 -> 0.89 at seed 0, 0.89 at 1)
 POOLS = {2: [2, 1], 4: [2, 2], 8: [4, 2], 16: [4, 4]}  # total downsampling -> per-block pools
 
 
@@ -129,7 +130,12 @@ def auto_frontend(median_length: int, min_length: int) -> dict | None:
         total //= 2
     if total < 2:
         return None
-    return {"channels": [32, 32], "kernel_size": 5, "pool": POOLS[total], "norm": "batch"}
+    return {
+        "channels": [CHANNELS, CHANNELS],
+        "kernel_size": 5,
+        "pool": POOLS[total],
+        "norm": "batch",
+    }
 
 
 def validation_plan(n: int) -> tuple[str, float | int]:
