@@ -79,7 +79,8 @@ class SequenceClassifier(_LabelsSequences, FloatSequences, DataAwareEstimator):
     head summarises the outputs over time); standardize (scale each feature by its training
     mean and std); per_sequence (first z-normalise every sequence by its own mean and std
     per feature, as UCR-style data expects: the offset and scale of a sequence are then not
-    used). Learned: model_, classes_, n_features_in_, input_scaler_, defaults_, history_.
+    used). Learned: model_, fold_models_, classes_, n_features_in_, input_scaler_, defaults_,
+    history_.
     """
 
     pooling: str = "auto"  # "auto" (mean) | "last" | "mean" | "attention"
@@ -102,7 +103,7 @@ class TextClassifier(_LabelsSequences, DataAwareEstimator):
     `deeprnn.data.Tokenizer`), min_freq and max_size (of the `Vocabulary`: rarer words become
     `<unk>`), embedding_dim, max_len (tokens kept per text, the first ones; None: all),
     pooling. Arguments left as None / "auto" are chosen from the data (`defaults_`).
-    Learned: model_, classes_, vocab_, defaults_, history_.
+    Learned: model_, fold_models_, classes_, vocab_, defaults_, history_.
     """
 
     level: str = "word"  # "word" | "char" tokens

@@ -45,8 +45,8 @@ class SequenceRegressor(RegressorMixin, FloatSequences, DataAwareEstimator):
     Arguments left as None / "auto" are chosen from the data (`defaults_` says what and why).
     Args (besides RNNEstimator's): pooling ("auto" | "last" | "mean" | "attention"),
     standardize (scale input features), per_sequence (z-normalise each sequence on its own
-    first). Learned: model_, n_features_in_, input_scaler_, target_scaler_, n_outputs_,
-    defaults_, history_.
+    first). Learned: model_, fold_models_, n_features_in_, input_scaler_, target_scaler_,
+    n_outputs_, defaults_, history_.
     """
 
     pooling: str = "auto"  # "auto" (mean) | "last" | "mean" | "attention"

@@ -74,7 +74,7 @@ class SequenceTagger(FloatSequences, DataAwareEstimator):
     `predict_proba` one (T_i, K) array per sequence, `score` the accuracy over all steps.
     Bidirectional by default: a step's label may depend on what follows it.
     Args (besides RNNEstimator's): min_freq, max_size, embedding_dim (token inputs),
-    standardize (float inputs). Learned: model_, classes_, input_kind_ ("tokens" |
+    standardize (float inputs). Learned: model_, fold_models_, classes_, input_kind_ ("tokens" |
     "features"), vocab_ or n_features_in_ and input_scaler_, defaults_, history_.
     Arguments left as None / "auto" are chosen from the data (`defaults_` says what and why);
     the front end stays off unless given (it must keep the length).
